@@ -1,0 +1,402 @@
+// corio::context: construction, the loop iteration (QEMU's aio_poll) and fd handlers.
+//
+// One iteration: compute the timeout (0 when work is pending); if it may block, announce it
+// (notify_me) and re-check every work source; wait in the backend unless there is nothing the
+// backend could add; retract notify_me and accept notifications; then dispatch, in QEMU's
+// order: backend completions, bottom halves, ready fd handlers, expired timers. Every pending
+// queue is context-level, so a callback that runs a nested iteration drains it too, and each
+// item is dispatched once.
+#include "runtime/detail/loop.hpp"
+
+#include <corio/error.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <optional>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace corio::detail {
+
+std::unique_ptr<fdmon::monitor> make_monitor(backend_kind requested, const std::string& name);
+
+namespace {
+
+thread_local context* tls_current = nullptr;  // innermost context polling on this thread
+
+int open_eventfd() {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) throw error(errno, "eventfd");
+    return fd;
+}
+
+void drain_eventfd(int fd) noexcept {
+    std::uint64_t count;
+    while (read(fd, &count, sizeof count) < 0 && errno == EINTR) {
+    }
+}
+
+// Keeps `tls_current` and the nesting depth right for one iteration, also when a callback
+// throws; the outermost iteration frees the fd handlers retired meanwhile.
+struct iteration_scope {
+    explicit iteration_scope(loop& l) noexcept : l_(l), saved_(tls_current) {
+        tls_current = &l_.owner;
+        ++l_.depth;
+    }
+    ~iteration_scope() {
+        if (--l_.depth == 0) {
+            fd_node** link = &l_.deleted_fds;
+            while (fd_node* n = *link) {
+                if (n->on_ready_list) {  // a callback threw before the ready list was drained
+                    link = &n->deleted_next;
+                    continue;
+                }
+                *link = n->deleted_next;
+                delete n;
+            }
+        }
+        tls_current = saved_;
+    }
+    iteration_scope(const iteration_scope&) = delete;
+    iteration_scope& operator=(const iteration_scope&) = delete;
+
+private:
+    loop& l_;
+    context* saved_;
+};
+
+// notify_me += 2 for the duration of a wait that may block (home thread is the only writer).
+struct announce_scope {
+    explicit announce_scope(std::atomic<std::uint32_t>& notify_me) noexcept : nm_(notify_me) {
+        nm_.store(nm_.load(std::memory_order_relaxed) + 2, std::memory_order_seq_cst);
+    }
+    ~announce_scope() {
+        nm_.store(nm_.load(std::memory_order_relaxed) - 2, std::memory_order_release);
+    }
+    announce_scope(const announce_scope&) = delete;
+    announce_scope& operator=(const announce_scope&) = delete;
+
+private:
+    std::atomic<std::uint32_t>& nm_;
+};
+
+}  // namespace
+
+loop::loop(context& o, context_options options)
+    : owner(o),
+      name(std::move(options.name)),
+      home(pthread_self()),
+      monitor(make_monitor(options.backend, name)),
+      event_fd(open_eventfd()) {
+    notifier_node.fd = event_fd;
+    notifier_node.events = POLLIN;
+    notifier_node.pollable = true;  // its userspace probe is `notified`
+    notifier_node.notifier = true;
+    try {
+        monitor->update(nullptr, &notifier_node);
+    } catch (...) {
+        close(event_fd);
+        throw;
+    }
+}
+
+loop::~loop() {
+    {
+        std::lock_guard lock(registry_mutex);
+        if (live_bhs) {
+            std::fprintf(stderr,
+                         "corio: context '%s' destroyed while bottom half '%s' is still alive "
+                         "(delete every bottom_half before its context)\n",
+                         name.c_str(), live_bhs->name);
+            std::abort();
+        }
+    }
+    // Every BH left is deleted or a one-shot that never ran. A node on both the fresh FIFO and
+    // the remote stack is freed from the stack only.
+    while (!fresh.empty()) {
+        bh_node* n = fresh.pop();
+        if (!(n->remote.load(std::memory_order_acquire) & bh_node::r_queued)) delete n;
+    }
+    for (bh_node* n = remote_head.exchange(nullptr, std::memory_order_acquire); n;) {
+        bh_node* next = n->remote_next.load(std::memory_order_acquire);
+        delete n;
+        n = next;
+    }
+    while (expired_head) disarm(expired_head);
+    // Each fd node is either registered (in `fds`) or retired (on `deleted_fds`), never both.
+    while (ready.pop()) {
+    }
+    for (auto& [fd, node] : fds) {
+        monitor->update(node, nullptr);
+        delete node;
+    }
+    while (fd_node* n = deleted_fds) {
+        deleted_fds = n->deleted_next;
+        delete n;
+    }
+    monitor->update(&notifier_node, nullptr);
+    monitor.reset();
+    close(event_fd);
+}
+
+void loop::fatal(const char* what) const noexcept {
+    std::fprintf(stderr, "corio: context '%s': %s\n", name.c_str(), what);
+    std::abort();
+}
+
+void loop::assert_home(const char* what) const noexcept {
+    if (!on_home_thread()) {
+        std::fprintf(stderr, "corio: context '%s': %s called off its home thread\n", name.c_str(),
+                     what);
+        std::abort();
+    }
+}
+
+std::int64_t loop::compute_timeout() {
+    if (bh_pending() || !ready.empty()) return 0;
+    return timer_timeout();
+}
+
+bool loop::poll(bool blocking) {
+    assert_home("poll");
+    iteration_scope scope(*this);
+    iterations.bump();
+
+    std::int64_t timeout = blocking ? compute_timeout() : 0;
+    {
+        std::optional<announce_scope> announced;
+        if (timeout != 0) {
+            announced.emplace(notify_me);
+            // Re-check every source after announcing: a producer that read notify_me == 0
+            // skipped the eventfd write, so its work must be visible now.
+            if (notified.load(std::memory_order_seq_cst) || bh_pending()) timeout = 0;
+        }
+        // With a zero timeout the backend is skipped when it has nothing to report that
+        // userspace cannot see: no user fd handler and nothing the backend needs to do.
+        if (timeout != 0 || !fds.empty() || monitor->need_wait()) {
+            backend_waits.bump();
+            if (timeout != 0) blocking_waits.bump();
+            monitor->wait(ready, timeout);
+        }
+    }
+    notify_accept();
+
+    bool progress = monitor->dispatch();
+    progress |= bh_poll();
+    progress |= dispatch_ready();
+    progress |= run_timers();
+    return progress;
+}
+
+bool loop::dispatch_ready() {
+    bool progress = false;
+    while (fdmon::handler* h = ready.pop()) {
+        auto* n = static_cast<fd_node*>(h);
+        const std::uint32_t revents = std::exchange(n->revents, 0);
+        if (n->deleted) continue;
+        if (n->notifier) {
+            wakeups.bump();
+            drain_eventfd(event_fd);
+            continue;
+        }
+        const fd_callbacks& cb = n->callbacks;
+        if (cb.read && (revents & (POLLIN | POLLHUP | POLLERR))) {
+            fd_events.bump();
+            progress = true;
+            cb.read(n->opaque);
+        }
+        // A write-only handler also hears about hang-ups, or a hung-up fd would spin the loop.
+        const std::uint32_t write_events = POLLOUT | POLLERR | (cb.read ? 0 : POLLHUP);
+        if (!n->deleted && cb.write && (revents & write_events)) {
+            fd_events.bump();
+            progress = true;
+            cb.write(n->opaque);
+        }
+    }
+    return progress;
+}
+
+void loop::register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool must_be_new) {
+    assert_home("set_fd_handler");
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+        throw error(EBADF, fmt::format("set_fd_handler(fd {}) on context '{}'", fd, name));
+    }
+    const bool can_poll = callbacks.poll && callbacks.poll_ready;
+    if (!callbacks.read && !callbacks.write && !can_poll) {
+        throw error(EINVAL, fmt::format("set_fd_handler(fd {}) without read, write or poll", fd));
+    }
+    auto it = fds.find(fd);
+    fd_node* old_node = it == fds.end() ? nullptr : it->second;
+    if (old_node && must_be_new) {
+        throw error(EEXIST, fmt::format("add_fd_handler(fd {}) on context '{}'", fd, name));
+    }
+    auto node = std::make_unique<fd_node>();
+    node->fd = fd;
+    node->events = (callbacks.read ? POLLIN : 0) | (callbacks.write ? POLLOUT : 0);
+    node->pollable = can_poll;
+    node->callbacks = callbacks;
+    if (!can_poll) node->callbacks.poll = nullptr;
+    node->opaque = opaque;
+    if (old_node) {
+        monitor->update(old_node, node.get());
+        it->second = node.release();
+        old_node->deleted = true;
+        old_node->deleted_next = deleted_fds;
+        deleted_fds = old_node;  // freed by the outermost iteration (it may be mid-dispatch)
+        return;
+    }
+    it = fds.emplace(fd, node.get()).first;
+    try {
+        monitor->update(nullptr, node.get());
+    } catch (...) {
+        fds.erase(it);
+        throw;
+    }
+    node.release();
+}
+
+void loop::unregister_fd(int fd) {
+    assert_home("remove_fd_handler");
+    auto it = fds.find(fd);
+    if (it == fds.end()) {
+        throw error(ENOENT, fmt::format("remove_fd_handler(fd {}) on context '{}': not registered",
+                                        fd, name));
+    }
+    fd_node* n = it->second;
+    fds.erase(it);
+    monitor->update(n, nullptr);
+    n->deleted = true;
+    if (depth == 0 && !n->on_ready_list) {
+        delete n;
+    } else {
+        n->deleted_next = deleted_fds;
+        deleted_fds = n;
+    }
+}
+
+}  // namespace corio::detail
+
+namespace corio {
+
+namespace {
+
+bool is_main_thread() noexcept {
+    static const pid_t pid = getpid();
+    thread_local const bool main = gettid() == pid;
+    return main;
+}
+}  // namespace
+
+context::context(context_options options)
+    : loop_(std::make_unique<detail::loop>(*this, std::move(options))) {}
+
+context::~context() {
+    loop_->assert_home("~context");
+    if (loop_->depth != 0) loop_->fatal("destroyed from inside its own poll()");
+}
+
+const std::string& context::name() const noexcept { return loop_->name; }
+backend_kind context::backend() const noexcept { return loop_->monitor->kind(); }
+bool context::is_home_thread() const noexcept { return loop_->on_home_thread(); }
+
+bool context::poll(bool blocking) { return loop_->poll(blocking); }
+
+void context::run() {
+    while (!loop_->stop_requested.load(std::memory_order_acquire)) loop_->poll(true);
+    loop_->stop_requested.store(false, std::memory_order_relaxed);
+}
+
+void context::stop() noexcept {
+    loop_->stop_requested.store(true, std::memory_order_release);
+    loop_->notify();
+}
+
+std::int64_t context::compute_timeout() {
+    loop_->assert_home("compute_timeout");
+    return loop_->compute_timeout();
+}
+
+void context::notify() noexcept { loop_->notify(); }
+
+void context::notify_accept() noexcept {
+    loop_->assert_home("notify_accept");
+    loop_->notify_accept();
+}
+
+bottom_half context::make_bh(callback cb, const char* name) {
+    return bottom_half(loop_->make_bh(std::move(cb), name, false));
+}
+
+void context::post(callback cb, const char* name) {
+    loop_->schedule(loop_->make_bh(std::move(cb), name, true));
+}
+
+void context::add_fd_handler(int fd, const fd_callbacks& callbacks, void* opaque) {
+    loop_->register_fd(fd, callbacks, opaque, true);
+}
+
+void context::set_fd_handler(int fd, const fd_callbacks& callbacks, void* opaque) {
+    loop_->register_fd(fd, callbacks, opaque, false);
+}
+
+void context::remove_fd_handler(int fd) { loop_->unregister_fd(fd); }
+
+bool context::has_fd_handler(int fd) const noexcept { return loop_->fds.contains(fd); }
+
+void context::set_event_notifier(event_notifier& notifier, void (*read)(void*), void* opaque,
+                                 bool (*poll)(void*), void (*poll_ready)(void*)) {
+    fd_callbacks cb;
+    cb.read = read;
+    cb.poll = poll;
+    cb.poll_ready = poll_ready;
+    loop_->register_fd(notifier.fd(), cb, opaque, false);
+}
+
+void context::remove_event_notifier(event_notifier& notifier) {
+    loop_->unregister_fd(notifier.fd());
+}
+
+std::int64_t context::now(clock_type clock) const noexcept { return loop_->now(clock); }
+
+void context::advance_manual_clock(std::chrono::nanoseconds delta) noexcept {
+    if (delta.count() <= 0) return;
+    loop_->manual_now.fetch_add(delta.count(), std::memory_order_acq_rel);
+    loop_->notify();
+}
+
+bool context::has_io_uring() const noexcept { return loop_->monitor->has_io_uring(); }
+
+void context::add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* handler) {
+    loop_->assert_home("add_sqe");
+    loop_->monitor->add_sqe(prep, opaque, handler);
+}
+
+context_stats context::stats() const noexcept {
+    const detail::loop& l = *loop_;
+    return {l.iterations.get(), l.backend_waits.get(), l.blocking_waits.get(), l.wakeups.get(),
+            l.bh_runs.get(),    l.fd_events.get(),     l.timers_fired.get()};
+}
+
+context* context::current() noexcept {
+    if (context* c = detail::tls_current) return c;
+    return is_main_thread() ? &main_context() : nullptr;
+}
+
+context& main_context() {
+    static context* const main = [] {
+        if (!is_main_thread()) {
+            std::fputs("corio: main_context() first used off the main thread\n", stderr);
+            std::abort();
+        }
+        context_options options;
+        options.name = "main";
+        return new context(std::move(options));  // lives as long as the process
+    }();
+    return *main;
+}
+
+}  // namespace corio

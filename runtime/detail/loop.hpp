@@ -1,0 +1,131 @@
+// detail::loop — the state behind corio::context, shared by the runtime's source files.
+//
+// Field ownership, in short: everything is home-thread-only except the members marked
+// [any thread]; each of those says who writes it, who reads it and which barrier it pairs with.
+#pragma once
+
+#include "fdmon/monitor.hpp"
+#include "runtime/detail/bh_queue.hpp"
+#include "runtime/detail/timer_list.hpp"
+
+#include <corio/context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <pthread.h>
+#include <string>
+#include <unordered_map>
+
+namespace corio::detail {
+
+/// A counter written by the home thread only and read by anyone: a relaxed load+store, not a
+/// read-modify-write, so bumping it costs what a plain increment costs.
+struct counter {
+    std::atomic<std::uint64_t> value{0};
+    void bump() noexcept { value.store(value.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+    std::uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
+};
+
+/// A registered fd handler. Copy-on-write: replacing a handler creates a new node and retires
+/// the old one, so a node's callbacks never change while it is registered.
+struct fd_node : fdmon::handler {
+    fd_callbacks callbacks;
+    void* opaque = nullptr;
+    bool notifier = false;     // the loop's own eventfd: never progress, never user-visible
+    bool deleted = false;      // unregistered; skipped by dispatch, freed by the outermost poll
+    fd_node* deleted_next = nullptr;
+};
+
+class loop {
+public:
+    loop(context& owner, context_options options);
+    ~loop();
+
+    context& owner;
+    const std::string name;
+    const pthread_t home;
+
+    bool on_home_thread() const noexcept { return pthread_equal(home, pthread_self()) != 0; }
+    /// Aborts, naming the context and the call, when not on the home thread.
+    void assert_home(const char* what) const noexcept;
+
+    // ---- the iteration (context.cpp) -------------------------------------------------------
+    bool poll(bool blocking);
+    std::int64_t compute_timeout();
+    [[noreturn]] void fatal(const char* what) const noexcept;
+
+    // ---- notifier (notifier.cpp) -----------------------------------------------------------
+    void notify() noexcept;
+    void notify_accept() noexcept;
+    void kick() noexcept;  // one eventfd write
+
+    // ---- bottom halves (bottom_half.cpp) ---------------------------------------------------
+    bh_node* make_bh(callback cb, const char* name, bool oneshot);
+    void schedule(bh_node* n) noexcept;
+    void cancel(bh_node* n) noexcept;
+    void destroy(bh_node* n) noexcept;
+    bool bh_poll();
+    bool bh_pending() const noexcept;
+
+    // ---- fd handlers (context.cpp) ---------------------------------------------------------
+    void register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool must_be_new);
+    void unregister_fd(int fd);
+    bool dispatch_ready();
+
+    // ---- timers (timer.cpp) ----------------------------------------------------------------
+    std::int64_t now(clock_type clock) const noexcept;
+    void arm(timer* t, std::int64_t deadline);
+    void disarm(timer* t) noexcept;
+    bool run_timers();
+    std::int64_t timer_timeout() const noexcept;
+
+    // ---- state -----------------------------------------------------------------------------
+    std::unique_ptr<fdmon::monitor> monitor;
+
+    // Notifier (QEMU's notify_me / notified / event).
+    const int event_fd;
+    fd_node notifier_node;
+    // [any thread] Written by the home thread only (+2 before a wait that may block, -2 after),
+    // read by notify(). The seq_cst store before blocking pairs with the seq_cst load in
+    // notify(): either notify() sees it and kicks the eventfd, or the home thread's re-check
+    // after the store sees `notified` / the published work.
+    std::atomic<std::uint32_t> notify_me{0};
+    // [any thread] Set by notify() after the work is published (seq_cst store), cleared by the
+    // home thread in notify_accept() *before* it looks at any work source.
+    std::atomic<bool> notified{false};
+    // [any thread] Set by stop(), consumed by run().
+    std::atomic<bool> stop_requested{false};
+
+    // Bottom halves (see bh_queue.hpp).
+    bh_fifo fresh;                      // scheduled, not yet taken by a pass
+    bh_slice* oldest_slice = nullptr;   // slices of the passes running (nested) right now
+    bh_slice* newest_slice = nullptr;
+    // [any thread] Remote stack head: pushed with exchange (acq_rel) by other threads, taken with
+    // exchange (acq_rel) by the pass, which then sees every node's fields as its pusher left them.
+    std::atomic<bh_node*> remote_head{nullptr};
+    // Home thread and signal handlers on it: set while the local FIFO or slices are being
+    // changed; paired with atomic_signal_fence only (a same-thread handler is the only reader).
+    std::atomic<bool> local_busy{false};
+    std::mutex registry_mutex;          // guards the live-BH registry below
+    bh_node* live_bhs = nullptr;
+
+    // fd handlers.
+    std::unordered_map<int, fd_node*> fds;
+    fdmon::ready_list ready;
+    fd_node* deleted_fds = nullptr;
+    int depth = 0;  // poll() nesting
+
+    // Timers.
+    timer_list timers[clock_count];
+    timer* expired_head = nullptr;
+    timer* expired_tail = nullptr;
+    std::uint64_t timer_seq = 0;
+    // [any thread] The manual clock: advanced by anyone (relaxed add, then notify()).
+    std::atomic<std::int64_t> manual_now{0};
+
+    // Counters.
+    counter iterations, backend_waits, blocking_waits, wakeups, bh_runs, fd_events, timers_fired;
+};
+
+}  // namespace corio::detail

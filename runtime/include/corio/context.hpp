@@ -1,0 +1,183 @@
+// corio::context — the event loop (QEMU's AioContext).
+//
+// One context is run by one thread at a time, its home thread: the thread that constructed it.
+// The loop multiplexes bottom halves, fd handlers, timers and (with io_uring) arbitrary
+// submissions over one fdmon backend. Cross-thread entry points are exactly: scheduling a
+// bottom half, `post`, `notify`, `stop`, `advance_manual_clock` and reading `stats`.
+//
+// Lifetime: RAII. The context owns its backend, its notifier eventfd and its timer lists; it is
+// neither copyable nor movable (handles point into it). Everything that refers to it (bottom
+// half handles, timers, fd handlers) must be released before it is destroyed, on its home
+// thread; a bottom half still alive at that point is a lifecycle bug and aborts with its name.
+// One-shot posts that never ran are destroyed without being called.
+#pragma once
+
+#include <corio/backend.hpp>
+#include <corio/bottom_half.hpp>
+#include <corio/callback.hpp>
+#include <corio/cqe_handler.hpp>
+#include <corio/event_notifier.hpp>
+#include <corio/timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <fmt/format.h>
+#include <memory>
+#include <string>
+
+namespace corio {
+
+namespace detail {
+class loop;
+}
+
+struct context_options {
+    /// `automatic` honours the CORIO_BACKEND environment variable (io_uring|epoll|poll|auto) and
+    /// otherwise tries io_uring, then epoll, then poll, logging once why it fell back. Any other
+    /// value forces that backend: if it cannot be set up, construction throws corio::error.
+    backend_kind backend = backend_kind::automatic;
+    /// Shown in logs, stats and abort messages.
+    std::string name = "corio";
+};
+
+/// Per-context counters. Written by the home thread only; readable from any thread.
+struct context_stats {
+    std::uint64_t iterations = 0;      ///< poll() calls
+    std::uint64_t backend_waits = 0;   ///< calls into the backend's wait (each one a syscall)
+    std::uint64_t blocking_waits = 0;  ///< backend waits with a non-zero timeout
+    std::uint64_t wakeups = 0;         ///< times the notifier eventfd was found readable
+    std::uint64_t bh_runs = 0;         ///< bottom-half callbacks run (one-shots included)
+    std::uint64_t fd_events = 0;       ///< fd read/write/poll-ready callbacks run
+    std::uint64_t timers_fired = 0;    ///< timer callbacks run
+};
+
+/// Callbacks of an fd handler (QEMU's aio_set_fd_handler arguments). `read` is called while
+/// the fd is readable (or hung up / in error), `write` while it is writable: readiness is
+/// level-triggered on every backend. `poll` is the busy-polling probe and `poll_ready` its
+/// consumer; a `poll` without `poll_ready` is ignored.
+struct fd_callbacks {
+    void (*read)(void* opaque) = nullptr;
+    void (*write)(void* opaque) = nullptr;
+    bool (*poll)(void* opaque) = nullptr;
+    void (*poll_ready)(void* opaque) = nullptr;
+};
+
+class context {
+public:
+    /// Creates the loop, its notifier eventfd and its backend. Throws corio::error when any of
+    /// them cannot be set up, or when CORIO_BACKEND holds an unknown value.
+    explicit context(context_options options = {});
+    ~context();
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+
+    const std::string& name() const noexcept;
+    /// The backend actually in use (never `automatic`).
+    backend_kind backend() const noexcept;
+    /// Whether the calling thread is this context's home thread.
+    bool is_home_thread() const noexcept;
+
+    // ---- the loop (home thread only; calling from another thread aborts) ------------------
+
+    /// One iteration (QEMU's aio_poll). Non-blocking never sleeps. Blocking sleeps until an fd
+    /// is ready, a timer or BH is due, or `notify()`. Returns true iff a callback ran (a BH, an
+    /// fd or poll-ready callback, a timer, a completion); a blocking call woken only by
+    /// `notify()` returns false. Callbacks may call poll() recursively (nested loops): every
+    /// pending item is dispatched exactly once across the nesting. An exception thrown by a
+    /// callback propagates out of poll(); work not yet run stays pending.
+    bool poll(bool blocking);
+    /// Runs blocking iterations until `stop()`; the stop request is consumed on return.
+    void run();
+    /// Runs blocking iterations until `pred()` is true (checked before each iteration).
+    template <class Pred>
+    void run_until(Pred&& pred) {
+        while (!pred()) poll(true);
+    }
+    /// Makes `run()` return after the current iteration. Any thread; async-signal-safe.
+    void stop() noexcept;
+    /// The timeout the next blocking iteration would use, in ns: 0 if work is pending (a BH, a
+    /// ready handler, an expired timer), else until the nearest timer, else -1 (infinite).
+    std::int64_t compute_timeout();
+
+    // ---- notification (QEMU's aio_notify / aio_notify_accept) ------------------------------
+
+    /// Wakes a blocked poll(true), or keeps the next one from sleeping. Any thread;
+    /// async-signal-safe. Costs no syscall unless the loop is about to block or blocked.
+    void notify() noexcept;
+    /// Consumes a notification (home thread; poll() calls it after every wait).
+    void notify_accept() noexcept;
+
+    // ---- bottom halves -----------------------------------------------------------------------
+
+    /// Creates a BH (allocates; any thread). `name` must outlive the BH (a string literal).
+    bottom_half make_bh(callback cb, const char* name = "bh");
+    /// One-shot BH (QEMU's aio_bh_schedule_oneshot): runs `cb` once on the home thread, soon.
+    /// Any thread; allocates, so not async-signal-safe. Never runs if the context is destroyed
+    /// first (the callable is destroyed then).
+    void post(callback cb, const char* name = "post");
+
+    // ---- fd handlers (home thread only) ------------------------------------------------------
+
+    /// Registers `fd`. Throws corio::error: EBADF for a negative or closed fd, EEXIST if it
+    /// already has a handler here, EINVAL if neither read nor write nor poll is given; on error
+    /// nothing changes.
+    void add_fd_handler(int fd, const fd_callbacks& callbacks, void* opaque);
+    /// Registers `fd` or replaces its handler (QEMU's aio_set_fd_handler; removal is
+    /// `remove_fd_handler`). The old callbacks are never called after this returns, even if
+    /// the fd was already found ready in the current iteration. Same errors as add, minus EEXIST.
+    void set_fd_handler(int fd, const fd_callbacks& callbacks, void* opaque);
+    /// Unregisters `fd`; its callbacks are never called afterwards. Safe from inside any
+    /// callback, its own included. Throws corio::error(ENOENT) for an unknown fd.
+    void remove_fd_handler(int fd);
+    bool has_fd_handler(int fd) const noexcept;
+
+    /// An fd handler on `notifier` whose read callback runs after the notifier was set; the
+    /// callback is responsible for `test_and_clear()` (QEMU's aio_set_event_notifier).
+    void set_event_notifier(event_notifier& notifier, void (*read)(void*), void* opaque,
+                            bool (*poll)(void*) = nullptr, void (*poll_ready)(void*) = nullptr);
+    void remove_event_notifier(event_notifier& notifier);
+
+    // ---- clocks ----------------------------------------------------------------------------------
+
+    /// Current time of `clock` in ns (any thread).
+    std::int64_t now(clock_type clock) const noexcept;
+    /// Moves the manual clock forward and wakes the loop. Any thread. Negative is ignored.
+    void advance_manual_clock(std::chrono::nanoseconds delta) noexcept;
+
+    // ---- io_uring submission path ------------------------------------------------------------
+
+    /// Whether `add_sqe` is available (the backend is io_uring).
+    bool has_io_uring() const noexcept;
+    /// Queues one io_uring request (home thread only): `prep(sqe, opaque)` fills it, the loop
+    /// owns user_data, and `handler->cb` runs for each of its CQEs. Aborts unless has_io_uring().
+    void add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* handler);
+
+    /// A snapshot of the counters.
+    context_stats stats() const noexcept;
+
+    /// The context whose poll() is running on this thread (innermost), else — on the main
+    /// thread — `main_context()`, else null.
+    static context* current() noexcept;
+
+private:
+    friend class timer;
+    std::unique_ptr<detail::loop> loop_;
+};
+
+/// The main thread's default context, created on first use (which must be on the main thread).
+context& main_context();
+
+}  // namespace corio
+
+/// "iterations=… backend_waits=… blocking_waits=… wakeups=… bh_runs=… fd_events=… timers_fired=…"
+template <>
+struct fmt::formatter<corio::context_stats> : fmt::formatter<std::string_view> {
+    template <class FormatContext>
+    auto format(const corio::context_stats& s, FormatContext& fc) const {
+        return fmt::format_to(fc.out(),
+                              "iterations={} backend_waits={} blocking_waits={} wakeups={} "
+                              "bh_runs={} fd_events={} timers_fired={}",
+                              s.iterations, s.backend_waits, s.blocking_waits, s.wakeups,
+                              s.bh_runs, s.fd_events, s.timers_fired);
+    }
+};

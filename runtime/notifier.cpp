@@ -1,0 +1,38 @@
+// The notify_me / notified / eventfd protocol (QEMU's aio_notify, aio_notify_accept).
+//
+// Producer (any thread, after publishing work): notified = true; full barrier; if notify_me is
+// non-zero, write the eventfd. It never skips the write because `notified` already looked true:
+// that value may be a stale positive the consumer is about to clear.
+// Consumer (home thread, poll()): before a wait that may block, notify_me += 2; full barrier;
+// re-check `notified` and every work source; only then block. After the wait: notify_me -= 2,
+// then notify_accept() clears `notified` before any work source is looked at. The eventfd is
+// drained only by the home thread and only when the backend reported it readable.
+// The full barriers are the seq_cst store/load pairs on notify_me and notified (store→load
+// ordering; acquire/release alone would allow the lost wake-up).
+#include "runtime/detail/loop.hpp"
+
+#include <cerrno>
+#include <unistd.h>
+
+namespace corio::detail {
+
+void loop::notify() noexcept {
+    notified.store(true, std::memory_order_seq_cst);
+    if (notify_me.load(std::memory_order_seq_cst) != 0) kick();
+}
+
+void loop::notify_accept() noexcept {
+    // Clearing only a set flag keeps the common iteration free of a full barrier; a flag that
+    // reads false needs no clearing, and a notify() racing with this load leaves it set for the
+    // next iteration, which then does not block: a spurious wake-up at worst, never a lost one.
+    if (notified.load(std::memory_order_relaxed)) notified.store(false, std::memory_order_seq_cst);
+}
+
+void loop::kick() noexcept {
+    const std::uint64_t one = 1;
+    // EAGAIN means the counter is saturated: the fd is readable anyway.
+    while (write(event_fd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+}  // namespace corio::detail

@@ -1,0 +1,65 @@
+#include "support/loop_fixture.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <csignal>
+#include <stdexcept>
+#include <sys/wait.h>
+
+namespace corio::test {
+
+test_pipe::test_pipe() {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) throw std::runtime_error("pipe2");
+    rd = fds[0];
+    wr = fds[1];
+}
+
+void test_pipe::put(char c) const {
+    if (write(wr, &c, 1) != 1) throw std::runtime_error("pipe write");
+}
+
+int test_pipe::drain() const {
+    char buf[256];
+    int total = 0;
+    for (;;) {
+        ssize_t n = read(rd, buf, sizeof buf);
+        if (n <= 0) return total;
+        total += static_cast<int>(n);
+    }
+}
+
+void test_pipe::close_read() {
+    if (rd >= 0) close(std::exchange(rd, -1));
+}
+
+void test_pipe::close_write() {
+    if (wr >= 0) close(std::exchange(wr, -1));
+}
+
+std::string abort_message_of(void (*fn)()) {
+    int err[2];
+    if (pipe2(err, O_CLOEXEC) < 0) throw std::runtime_error("pipe2");
+    const pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork");
+    if (pid == 0) {
+        // The test framework catches SIGABRT to report crashes; the child must really die.
+        std::signal(SIGABRT, SIG_DFL);
+        dup2(err[1], 2);
+        const int null_fd = open("/dev/null", O_WRONLY);
+        dup2(null_fd, 1);
+        fn();
+        _exit(0);
+    }
+    close(err[1]);
+    std::string out;
+    char buf[512];
+    for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    close(err[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) return out;
+    return "child did not abort (status " + std::to_string(status) + "): " + out;
+}
+
+}  // namespace corio::test

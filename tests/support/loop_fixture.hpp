@@ -1,0 +1,85 @@
+// Test helpers: a watchdog that turns a hang (a lost wake-up) into a failure with a message,
+// a fresh context per test, and small RAII fd wrappers.
+#pragma once
+
+#include <corio/context.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <utility>
+
+namespace corio::test {
+
+/// Aborts the process with `what` if not destroyed within `limit`.
+class watchdog {
+public:
+    explicit watchdog(std::string what, std::chrono::seconds limit = std::chrono::seconds(60))
+        : what_(std::move(what)), thread_([this, limit] {
+              std::unique_lock lock(mutex_);
+              if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+                  std::fprintf(stderr, "watchdog: '%s' did not finish in %llds (lost wake-up?)\n",
+                               what_.c_str(), static_cast<long long>(limit.count()));
+                  std::abort();
+              }
+          }) {}
+    ~watchdog() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+    watchdog(const watchdog&) = delete;
+    watchdog& operator=(const watchdog&) = delete;
+
+private:
+    std::string what_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+/// A context on the backend under test (CORIO_BACKEND) plus a watchdog for the test body.
+struct loop_fixture {
+    watchdog guard{"test body"};
+    context ctx{context_options{backend_kind::automatic, "test"}};
+};
+
+/// A pipe whose ends close on destruction; both ends O_NONBLOCK | O_CLOEXEC.
+struct test_pipe {
+    int rd = -1;
+    int wr = -1;
+    test_pipe();
+    ~test_pipe() { close_both(); }
+    test_pipe(const test_pipe&) = delete;
+    test_pipe& operator=(const test_pipe&) = delete;
+    void put(char c = 'x') const;
+    /// Reads everything available; returns the byte count.
+    int drain() const;
+    void close_read();
+    void close_write();
+    void close_both() {
+        close_read();
+        close_write();
+    }
+};
+
+/// Runs `fn` in a forked child and returns what it wrote to stderr if it died of SIGABRT, or a
+/// description of how it ended otherwise (so a CHECK on the message fails with context).
+std::string abort_message_of(void (*fn)());
+
+/// Runs `poll(true)` until `pred()` holds.
+template <class Pred>
+void poll_until(context& ctx, Pred&& pred) {
+    while (!pred()) ctx.poll(true);
+}
+
+}  // namespace corio::test
