@@ -10,11 +10,11 @@
 
 #include <corio/error.hpp>
 
-#include <cerrno>
-#include <ctime>
 #include <fmt/format.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+#include <cerrno>
+#include <ctime>
 
 namespace corio::fdmon {
 namespace {
@@ -90,6 +90,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<monitor> make_epoll() { return std::make_unique<epoll_monitor>(); }
+std::unique_ptr<monitor> make_epoll() {
+    return std::make_unique<epoll_monitor>();
+}
 
 }  // namespace corio::fdmon

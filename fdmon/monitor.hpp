@@ -95,6 +95,9 @@ public:
     /// Backend-specific completions (io_uring CQE handlers). Returns true if any ran.
     virtual bool dispatch() { return false; }
 
+    /// Whether `dispatch` can ever do anything (lets the loop skip the call).
+    virtual bool has_dispatch() const noexcept { return false; }
+
     /// Whether `add_sqe` works.
     virtual bool has_io_uring() const noexcept { return false; }
     /// Queues one io_uring request; see context::add_sqe. Only backends with has_io_uring().

@@ -8,10 +8,10 @@
 
 #include <corio/error.hpp>
 
+#include <poll.h>
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
-#include <poll.h>
 #include <vector>
 
 namespace corio::fdmon {
@@ -79,6 +79,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<monitor> make_poll() { return std::make_unique<poll_monitor>(); }
+std::unique_ptr<monitor> make_poll() {
+    return std::make_unique<poll_monitor>();
+}
 
 }  // namespace corio::fdmon

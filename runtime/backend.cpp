@@ -6,20 +6,24 @@
 #include <corio/backend.hpp>
 #include <corio/error.hpp>
 
+#include <fmt/format.h>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
-#include <fmt/format.h>
 #include <string>
 
 namespace corio {
 
 std::string_view to_string(backend_kind kind) noexcept {
     switch (kind) {
-        case backend_kind::automatic: return "auto";
-        case backend_kind::io_uring: return "io_uring";
-        case backend_kind::epoll: return "epoll";
-        case backend_kind::poll: return "poll";
+        case backend_kind::automatic:
+            return "auto";
+        case backend_kind::io_uring:
+            return "io_uring";
+        case backend_kind::epoll:
+            return "epoll";
+        case backend_kind::poll:
+            return "poll";
     }
     return "?";
 }
@@ -37,17 +41,20 @@ backend_kind from_environment() {
                            backend_kind::poll}) {
         if (value == to_string(k)) return k;
     }
-    throw error(EINVAL, fmt::format("CORIO_BACKEND='{}' (expected io_uring, epoll, poll or auto)",
-                                    value));
+    throw error(EINVAL,
+                fmt::format("CORIO_BACKEND='{}' (expected io_uring, epoll, poll or auto)", value));
 }
 
 std::unique_ptr<fdmon::monitor> make_forced(backend_kind kind) {
     switch (kind) {
-        case backend_kind::epoll: return fdmon::make_epoll();
-        case backend_kind::poll: return fdmon::make_poll();
+        case backend_kind::epoll:
+            return fdmon::make_epoll();
+        case backend_kind::poll:
+            return fdmon::make_poll();
         case backend_kind::io_uring:
             throw error(ENOSYS, "io_uring backend: not part of this build of corio yet");
-        case backend_kind::automatic: break;
+        case backend_kind::automatic:
+            break;
     }
     throw error(EINVAL, "backend selection");
 }
@@ -62,7 +69,8 @@ std::unique_ptr<fdmon::monitor> make_monitor(backend_kind requested, const std::
     } catch (const error& e) {
         static std::atomic<bool> logged{false};
         if (!logged.exchange(true)) {
-            fmt::print(stderr, "corio: context '{}': using the poll backend ({})\n", name, e.what());
+            fmt::print(stderr, "corio: context '{}': using the poll backend ({})\n", name,
+                       e.what());
         }
         return fdmon::make_poll();
     }

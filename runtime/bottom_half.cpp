@@ -4,14 +4,14 @@
 
 #include <corio/bottom_half.hpp>
 
+#include <sched.h>
 #include <cstdio>
 #include <cstdlib>
-#include <sched.h>
 
 namespace corio {
 
 void bottom_half::schedule() const noexcept {
-    if (!node_) {
+    if (!node_) [[unlikely]] {
         std::fputs("corio: schedule() on an empty bottom_half\n", stderr);
         std::abort();
     }
@@ -26,7 +26,9 @@ void bottom_half::reset() noexcept {
     if (detail::bh_node* n = std::exchange(node_, nullptr)) n->owner->destroy(n);
 }
 
-const char* bottom_half::name() const noexcept { return node_ ? node_->name : ""; }
+const char* bottom_half::name() const noexcept {
+    return node_ ? node_->name : "";
+}
 
 }  // namespace corio
 
@@ -89,7 +91,7 @@ void loop::schedule(bh_node* n) noexcept {
             n->scheduled_local = true;
             if (!n->queued_local) {
                 n->queued_local = true;
-                fresh.push(n);
+                bhs.push(n);
             }
         }
         // notify_me is non-zero here only when this is a signal handler that interrupted the
@@ -130,17 +132,9 @@ void loop::destroy(bh_node* n) noexcept {
     notify();
 }
 
-bool loop::bh_pending() const noexcept {
-    if (!fresh.empty() || remote_head.load(std::memory_order_acquire) != nullptr) return true;
-    for (const bh_slice* s = oldest_slice; s; s = s->newer) {
-        if (!s->queue.empty()) return true;
-    }
-    return false;
-}
-
 namespace {
 
-// Moves the remote stack into the fresh FIFO, oldest push first.
+// Moves the remote stack into the local FIFO, oldest push first.
 void take_remote(loop& l) noexcept {
     if (l.remote_head.load(std::memory_order_relaxed) == nullptr) return;
     bh_node* top = l.remote_head.exchange(nullptr, std::memory_order_acq_rel);
@@ -164,54 +158,21 @@ void take_remote(loop& l) noexcept {
         n->remote.fetch_and(~bh_node::r_queued, std::memory_order_acq_rel);
         if (!n->queued_local) {
             n->queued_local = true;
-            l.fresh.push(n);
+            l.bhs.push(n);
         }
     }
 }
 
-// Links a slice for the duration of one pass; on unwinding (a callback threw) puts what the
-// slice still holds back in front of the fresh FIFO, so it runs in the next pass.
-struct slice_scope {
-    slice_scope(loop& l, bh_slice& s) noexcept : l_(l), s_(s) {
-        busy_section busy(l_.local_busy);
-        s_.queue = std::exchange(l_.fresh, {});
-        s_.older = l_.newest_slice;
-        if (l_.newest_slice) {
-            l_.newest_slice->newer = &s_;
-        } else {
-            l_.oldest_slice = &s_;
-        }
-        l_.newest_slice = &s_;
-    }
-    ~slice_scope() {
-        busy_section busy(l_.local_busy);
-        l_.fresh.prepend(s_.queue);
-        // Nested passes unlink their slices before returning, so this one is the newest.
-        l_.newest_slice = s_.older;
-        if (s_.older) {
-            s_.older->newer = nullptr;
-        } else {
-            l_.oldest_slice = nullptr;
-        }
-    }
-    slice_scope(const slice_scope&) = delete;
-    slice_scope& operator=(const slice_scope&) = delete;
-
-private:
-    loop& l_;
-    bh_slice& s_;
-};
-
-// Oldest queued BH of any running pass, unlinked; null when every slice is empty.
-bh_node* dequeue(loop& l) noexcept {
+// The head of the local FIFO if a pass that began at `last` may run it, unlinked. For the
+// node's own flags every interleaving with a signal handler's schedule() is a schedule before
+// or after the dequeue: the caller reads `scheduled_local` after `queued_local` was cleared.
+bh_node* dequeue(loop& l, std::uint64_t last) noexcept {
+    bh_node* n = l.bhs.head;
+    if (!n || n->stamp > last) return nullptr;
     busy_section busy(l.local_busy);
-    for (bh_slice* s = l.oldest_slice; s; s = s->newer) {
-        if (s->queue.empty()) continue;
-        bh_node* n = s->queue.pop();
-        n->queued_local = false;
-        return n;
-    }
-    return nullptr;
+    l.bhs.pop();
+    n->queued_local = false;
+    return n;
 }
 
 // Marks a BH as running for the duration of its callback; frees it afterwards when it is a
@@ -233,11 +194,9 @@ private:
 
 bool loop::bh_poll() {
     take_remote(*this);
-    if (fresh.empty() && oldest_slice == nullptr) return false;
-    bh_slice slice;
-    slice_scope scope(*this, slice);
+    const std::uint64_t last = bhs.last_stamp;
     bool progress = false;
-    while (bh_node* n = dequeue(*this)) {
+    while (bh_node* n = dequeue(*this, last)) {
         bool run = std::exchange(n->scheduled_local, false);
         std::uint32_t r = n->remote.load(std::memory_order_acquire);
         if (r & bh_node::r_scheduled) {

@@ -1,10 +1,10 @@
 #include <corio/error.hpp>
 #include <corio/event_notifier.hpp>
 
-#include <cerrno>
-#include <cstdint>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstdint>
 #include <utility>
 
 namespace corio {

@@ -11,21 +11,14 @@
 // ordering; acquire/release alone would allow the lost wake-up).
 #include "runtime/detail/loop.hpp"
 
-#include <cerrno>
 #include <unistd.h>
+#include <cerrno>
 
 namespace corio::detail {
 
 void loop::notify() noexcept {
     notified.store(true, std::memory_order_seq_cst);
     if (notify_me.load(std::memory_order_seq_cst) != 0) kick();
-}
-
-void loop::notify_accept() noexcept {
-    // Clearing only a set flag keeps the common iteration free of a full barrier; a flag that
-    // reads false needs no clearing, and a notify() racing with this load leaves it set for the
-    // next iteration, which then does not block: a spurious wake-up at worst, never a lost one.
-    if (notified.load(std::memory_order_relaxed)) notified.store(false, std::memory_order_seq_cst);
 }
 
 void loop::kick() noexcept {

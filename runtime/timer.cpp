@@ -8,9 +8,13 @@ namespace corio {
 timer::timer(context& ctx, clock_type clock, callback cb)
     : ctx_(&ctx), cb_(std::move(cb)), clock_(clock) {}
 
-timer::~timer() { cancel(); }
+timer::~timer() {
+    cancel();
+}
 
-void timer::arm_at(std::int64_t deadline_ns) { ctx_->loop_->arm(this, deadline_ns); }
+void timer::arm_at(std::int64_t deadline_ns) {
+    ctx_->loop_->arm(this, deadline_ns);
+}
 
 void timer::arm_after(std::chrono::nanoseconds delay) {
     detail::loop& l = *ctx_->loop_;
@@ -36,12 +40,14 @@ void loop::arm(timer* t, std::int64_t deadline) {
     assert_home("timer::arm");
     disarm(t);
     timers[static_cast<int>(t->clock_)].insert(t, deadline < 0 ? 0 : deadline, ++timer_seq);
+    ++armed_timers;
 }
 
 void loop::disarm(timer* t) noexcept {
     assert_home("timer::cancel");
     if (t->state_ == timer::state::armed) {
         timers[static_cast<int>(t->clock_)].erase(t);
+        --armed_timers;
     } else if (t->state_ == timer::state::expired) {
         (t->expired_prev_ ? t->expired_prev_->expired_next_ : expired_head) = t->expired_next_;
         (t->expired_next_ ? t->expired_next_->expired_prev_ : expired_tail) = t->expired_prev_;
@@ -71,7 +77,10 @@ bool loop::run_timers() {
         timer_list& list = timers[c];
         if (list.empty()) continue;
         const std::int64_t t_now = now(static_cast<clock_type>(c));
-        if (list.earliest() <= t_now) list.expire(t_now, expired_head, expired_tail);
+        if (list.earliest() > t_now) continue;
+        const std::size_t before = list.size();
+        list.expire(t_now, expired_head, expired_tail);
+        armed_timers -= before - list.size();
     }
     // Everything expired now is on the FIFO before any callback runs; a callback that re-arms
     // goes back to the heap and is only looked at by the next iteration.

@@ -1,17 +1,21 @@
-// Bottom-half queues of one loop (QEMU's BH list + slices), home-thread and cross-thread halves.
+// Bottom-half queues of one loop (QEMU's BH list and slices), home-thread and cross-thread halves.
 //
 // Two sources feed a pass:
 //  - the *local* FIFO, appended by schedule() on the home thread with plain stores: no atomic
 //    read-modify-write, no syscall. A signal handler on the home thread may interrupt the home
-//    thread anywhere, so every local-queue manipulation runs inside a `busy` section; a schedule
+//    thread anywhere, so every local-FIFO link change runs inside a `busy` section; a schedule
 //    that finds `busy` set (it must be a signal handler interrupting it) takes the remote path.
 //  - the *remote* stack, pushed by every other thread with one atomic exchange (wait-free: a
 //    producer never retries; its link store may lag the exchange by a few instructions, so the
 //    consumer waits for a `link_pending` marker to be replaced).
-// A pass moves the remote stack into the local FIFO in push order, then takes the whole local
-// FIFO as a *slice* and runs it. BHs scheduled meanwhile land in the fresh FIFO and run in the
-// next pass. A nested pass (a callback calls poll) takes a new slice and first drains what is
-// left of the older ones, so each scheduled BH runs exactly once whatever the nesting.
+// A pass first moves the remote stack into the local FIFO in push order. Every append stamps
+// the node with the next sequence number; a pass runs the FIFO's head while its stamp is at
+// most the last stamp given out when the pass began. So a BH scheduled by a callback (stamped
+// later) runs in the next pass, and a nested pass (a callback calls poll) drains everything
+// stamped before it — the rest of the outer pass included — after which the outer pass finds
+// only later stamps and ends: each scheduled BH runs exactly once whatever the nesting. This is
+// QEMU's slice list collapsed into one counter: nothing to link per pass, nothing to restore
+// when a callback throws (the unrun BHs simply stay at the head).
 #pragma once
 
 #include <corio/callback.hpp>
@@ -45,7 +49,8 @@ struct bh_node {
 
     // Home thread only (inside a busy section).
     bh_node* local_next = nullptr;
-    bool queued_local = false;     // on the local FIFO or in a slice
+    std::uint64_t stamp = 0;       // sequence number of its append to the local FIFO
+    bool queued_local = false;     // on the local FIFO
     bool scheduled_local = false;  // scheduled from the home thread since the last dequeue
     bool running = false;          // its callback is on the stack: freeing it must wait
     bool free_after_run = false;   // deleted while running: freed when the callback returns
@@ -55,14 +60,16 @@ struct bh_node {
     bh_node* live_next = nullptr;
 };
 
-/// An intrusive singly linked FIFO of BHs through `local_next`.
+/// An intrusive singly linked FIFO through `local_next`, stamping appends.
 struct bh_fifo {
     bh_node* head = nullptr;
     bh_node* tail = nullptr;
+    std::uint64_t last_stamp = 0;
 
     bool empty() const noexcept { return head == nullptr; }
     void push(bh_node* n) noexcept {
         n->local_next = nullptr;
+        n->stamp = ++last_stamp;
         if (tail) {
             tail->local_next = n;
         } else {
@@ -76,22 +83,6 @@ struct bh_fifo {
         if (!head) tail = nullptr;
         return n;
     }
-    /// Puts `front` before the current contents.
-    void prepend(bh_fifo& front) noexcept {
-        if (front.empty()) return;
-        front.tail->local_next = head;
-        if (!tail) tail = front.tail;
-        head = front.head;
-        front = {};
-    }
-};
-
-/// One pass's share of the local FIFO. Slices live on the stack of the pass that took them and
-/// are linked oldest → newest while the pass runs.
-struct bh_slice {
-    bh_fifo queue;
-    bh_slice* older = nullptr;
-    bh_slice* newer = nullptr;
 };
 
 }  // namespace corio::detail

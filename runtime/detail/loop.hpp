@@ -13,17 +13,23 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
-#include <pthread.h>
 #include <string>
 #include <unordered_map>
 
 namespace corio::detail {
 
+/// One per thread; its address identifies the thread. Initial-exec TLS: reading it is a
+/// %fs-relative address computation, no call, and async-signal-safe (unlike pthread_self's
+/// libc call or a dynamic-TLS lookup through __tls_get_addr).
+inline thread_local char thread_token __attribute__((tls_model("initial-exec"))) = 0;
+
 /// A counter written by the home thread only and read by anyone: a relaxed load+store, not a
 /// read-modify-write, so bumping it costs what a plain increment costs.
 struct counter {
     std::atomic<std::uint64_t> value{0};
-    void bump() noexcept { value.store(value.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+    void bump() noexcept {
+        value.store(value.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
     std::uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
 };
 
@@ -32,8 +38,8 @@ struct counter {
 struct fd_node : fdmon::handler {
     fd_callbacks callbacks;
     void* opaque = nullptr;
-    bool notifier = false;     // the loop's own eventfd: never progress, never user-visible
-    bool deleted = false;      // unregistered; skipped by dispatch, freed by the outermost poll
+    bool notifier = false;  // the loop's own eventfd: never progress, never user-visible
+    bool deleted = false;   // unregistered; skipped by dispatch, freed by the outermost poll
     fd_node* deleted_next = nullptr;
 };
 
@@ -44,20 +50,35 @@ public:
 
     context& owner;
     const std::string name;
-    const pthread_t home;
+    const char* const home;  // &thread_token of the home thread
 
-    bool on_home_thread() const noexcept { return pthread_equal(home, pthread_self()) != 0; }
+    bool on_home_thread() const noexcept { return home == &thread_token; }
     /// Aborts, naming the context and the call, when not on the home thread.
-    void assert_home(const char* what) const noexcept;
+    void assert_home(const char* what) const noexcept {
+        if (!on_home_thread()) [[unlikely]]
+            wrong_thread(what);
+    }
+    [[noreturn]] void wrong_thread(const char* what) const noexcept;
 
     // ---- the iteration (context.cpp) -------------------------------------------------------
     bool poll(bool blocking);
-    std::int64_t compute_timeout();
+    std::int64_t compute_timeout() const noexcept {
+        if (bh_pending() || !ready.empty()) return 0;
+        return timer_timeout();
+    }
     [[noreturn]] void fatal(const char* what) const noexcept;
 
     // ---- notifier (notifier.cpp) -----------------------------------------------------------
     void notify() noexcept;
-    void notify_accept() noexcept;
+    void notify_accept() noexcept {
+        // Clearing only a set flag keeps the common iteration free of a full barrier; a flag
+        // that reads false needs no clearing, and a notify() racing with this load leaves it
+        // set for the next iteration, which then does not block: a spurious wake-up at worst,
+        // never a lost one.
+        if (notified.load(std::memory_order_relaxed)) {
+            notified.store(false, std::memory_order_seq_cst);
+        }
+    }
     void kick() noexcept;  // one eventfd write
 
     // ---- bottom halves (bottom_half.cpp) ---------------------------------------------------
@@ -66,7 +87,9 @@ public:
     void cancel(bh_node* n) noexcept;
     void destroy(bh_node* n) noexcept;
     bool bh_poll();
-    bool bh_pending() const noexcept;
+    bool bh_pending() const noexcept {
+        return !bhs.empty() || remote_head.load(std::memory_order_acquire) != nullptr;
+    }
 
     // ---- fd handlers (context.cpp) ---------------------------------------------------------
     void register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool must_be_new);
@@ -82,6 +105,7 @@ public:
 
     // ---- state -----------------------------------------------------------------------------
     std::unique_ptr<fdmon::monitor> monitor;
+    const bool monitor_dispatches;  // has backend completions to dispatch (io_uring)
 
     // Notifier (QEMU's notify_me / notified / event).
     const int event_fd;
@@ -98,16 +122,14 @@ public:
     std::atomic<bool> stop_requested{false};
 
     // Bottom halves (see bh_queue.hpp).
-    bh_fifo fresh;                      // scheduled, not yet taken by a pass
-    bh_slice* oldest_slice = nullptr;   // slices of the passes running (nested) right now
-    bh_slice* newest_slice = nullptr;
+    bh_fifo bhs;  // scheduled (or deleted) and not yet dequeued by a pass
     // [any thread] Remote stack head: pushed with exchange (acq_rel) by other threads, taken with
     // exchange (acq_rel) by the pass, which then sees every node's fields as its pusher left them.
     std::atomic<bh_node*> remote_head{nullptr};
-    // Home thread and signal handlers on it: set while the local FIFO or slices are being
+    // Home thread and signal handlers on it: set while the local FIFO's links are being
     // changed; paired with atomic_signal_fence only (a same-thread handler is the only reader).
     std::atomic<bool> local_busy{false};
-    std::mutex registry_mutex;          // guards the live-BH registry below
+    std::mutex registry_mutex;  // guards the live-BH registry below
     bh_node* live_bhs = nullptr;
 
     // fd handlers.
@@ -121,6 +143,7 @@ public:
     timer* expired_head = nullptr;
     timer* expired_tail = nullptr;
     std::uint64_t timer_seq = 0;
+    std::size_t armed_timers = 0;  // over all clocks: lets an iteration skip the timer pass
     // [any thread] The manual clock: advanced by anyone (relaxed add, then notify()).
     std::atomic<std::int64_t> manual_now{0};
 

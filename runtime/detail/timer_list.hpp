@@ -1,11 +1,12 @@
 // Timer lists of one loop: one min-heap per clock, ordered by (deadline, arming sequence), plus
 // the loop-wide FIFO of expired timers whose callbacks have not run yet.
 //
-// The heap stores `timer*` and each timer knows its index, so arm, re-arm and cancel are
-// O(log n) without allocation (the vector only grows, at its high-water mark). Expired timers
-// move from the heap to the expired FIFO before any callback runs: callbacks can then cancel,
-// re-arm or destroy any timer (themselves included) and nested loop iterations keep draining
-// the same FIFO, so every expiry is delivered exactly once. Home thread only.
+// Heap entries carry the sort key next to the `timer*` (comparisons never touch the timers,
+// which matters with a million of them) and each timer knows its index, so arm, re-arm and
+// cancel are O(log n) without allocation (the vector only grows, at its high-water mark). Expired
+// timers move from the heap to the expired FIFO before any callback runs: callbacks can then
+// cancel, re-arm or destroy any timer (themselves included) and nested loop iterations keep
+// draining the same FIFO, so every expiry is delivered exactly once. Home thread only.
 #pragma once
 
 #include <corio/timer.hpp>
@@ -20,26 +21,23 @@ public:
     bool empty() const noexcept { return heap_.empty(); }
     std::size_t size() const noexcept { return heap_.size(); }
     /// Earliest deadline; the list must not be empty.
-    std::int64_t earliest() const noexcept { return heap_.front()->deadline_; }
+    std::int64_t earliest() const noexcept { return heap_.front().deadline; }
 
     /// Arms `t` (already cancelled by the caller) at `deadline`.
     void insert(timer* t, std::int64_t deadline, std::uint64_t seq) {
         t->deadline_ = deadline;
-        t->seq_ = seq;
         t->state_ = timer::state::armed;
-        t->heap_index_ = static_cast<std::uint32_t>(heap_.size());
-        heap_.push_back(t);
-        sift_up(t->heap_index_);
+        heap_.push_back({deadline, seq, t});
+        sift_up(static_cast<std::uint32_t>(heap_.size() - 1));
     }
 
     /// Removes an armed `t` from the heap.
     void erase(timer* t) noexcept {
         const std::uint32_t i = t->heap_index_;
-        timer* last = heap_.back();
+        const entry last = heap_.back();
         heap_.pop_back();
-        if (last != t) {
+        if (last.t != t) {
             heap_[i] = last;
-            last->heap_index_ = i;
             if (i > 0 && before(last, heap_[parent(i)])) {
                 sift_up(i);
             } else {
@@ -51,8 +49,8 @@ public:
 
     /// Moves every timer with deadline <= now to the expired FIFO, in expiry order.
     void expire(std::int64_t now, timer*& head, timer*& tail) noexcept {
-        while (!heap_.empty() && heap_.front()->deadline_ <= now) {
-            timer* t = heap_.front();
+        while (!heap_.empty() && heap_.front().deadline <= now) {
+            timer* t = heap_.front().t;
             erase(t);
             t->state_ = timer::state::expired;
             t->expired_prev_ = tail;
@@ -67,16 +65,22 @@ public:
     }
 
 private:
+    struct entry {
+        std::int64_t deadline;
+        std::uint64_t seq;  // arming order, breaks deadline ties
+        timer* t;
+    };
+
     static std::uint32_t parent(std::uint32_t i) noexcept { return (i - 1) / 2; }
-    static bool before(const timer* a, const timer* b) noexcept {
-        return a->deadline_ < b->deadline_ || (a->deadline_ == b->deadline_ && a->seq_ < b->seq_);
+    static bool before(const entry& a, const entry& b) noexcept {
+        return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);
     }
-    void place(timer* t, std::uint32_t i) noexcept {
-        heap_[i] = t;
-        t->heap_index_ = i;
+    void place(const entry& e, std::uint32_t i) noexcept {
+        heap_[i] = e;
+        e.t->heap_index_ = i;
     }
     void sift_up(std::uint32_t i) noexcept {
-        timer* t = heap_[i];
+        const entry t = heap_[i];
         while (i > 0 && before(t, heap_[parent(i)])) {
             place(heap_[parent(i)], i);
             i = parent(i);
@@ -84,7 +88,7 @@ private:
         place(t, i);
     }
     void sift_down(std::uint32_t i) noexcept {
-        timer* t = heap_[i];
+        const entry t = heap_[i];
         const auto n = static_cast<std::uint32_t>(heap_.size());
         for (;;) {
             std::uint32_t child = 2 * i + 1;
@@ -97,7 +101,7 @@ private:
         place(t, i);
     }
 
-    std::vector<timer*> heap_;
+    std::vector<entry> heap_;
 };
 
 }  // namespace corio::detail

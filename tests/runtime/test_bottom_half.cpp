@@ -3,12 +3,12 @@
 
 #include <doctest/doctest.h>
 
+#include <pthread.h>
 #include <atomic>
 #include <csignal>
 #include <memory>
-#include <pthread.h>
-#include <string>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -68,7 +68,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a BH scheduled from a BH runs in the next pass"
     CHECK(b_runs == 1);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a self-rescheduling BH runs once per iteration and costs no wait") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a self-rescheduling BH runs once per iteration and costs no wait") {
     int runs = 0;
     bottom_half self;
     self = ctx.make_bh(
@@ -105,7 +106,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a self-rescheduling BH does not starve fd handl
     spinner.reset();
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a BH deleted from its own callback is freed and never runs again") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a BH deleted from its own callback is freed and never runs again") {
     int runs = 0;
     bottom_half bh;
     bh = ctx.make_bh(
@@ -163,7 +165,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a nested poll from a BH runs every scheduled BH
     CHECK(runs == std::vector<int>{1, 1, 1, 1});
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a nested blocking poll inside a BH does not sleep on pending BHs") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a nested blocking poll inside a BH does not sleep on pending BHs") {
     int later_runs = 0;
     bottom_half later = ctx.make_bh([&] { ++later_runs; }, "later");
     bottom_half nester = ctx.make_bh([&] { CHECK(ctx.poll(true)); }, "nester");
@@ -173,7 +176,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a nested blocking poll inside a BH does not sle
     CHECK(later_runs == 1);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "an exception from a BH propagates and the rest of the pass runs later") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "an exception from a BH propagates and the rest of the pass runs later") {
     int after_runs = 0;
     bottom_half thrower = ctx.make_bh([] { throw std::runtime_error("boom"); }, "thrower");
     bottom_half after = ctx.make_bh([&] { ++after_runs; }, "after");
@@ -206,7 +210,8 @@ TEST_CASE("a one-shot BH pending at context destruction is destroyed without run
     CHECK(alive.expired());
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a BH scheduled from another thread runs exactly once, on the home thread") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a BH scheduled from another thread runs exactly once, on the home thread") {
     std::atomic<int> runs{0};
     std::thread::id ran_on;
     bottom_half bh = ctx.make_bh(
@@ -223,7 +228,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a BH scheduled from another thread runs exactly
     CHECK(runs.load() == 1);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a BH scheduled from home and from another thread before the pass runs once") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a BH scheduled from home and from another thread before the pass runs once") {
     int runs = 0;
     bottom_half bh = ctx.make_bh([&] { ++runs; }, "both");
     bh.schedule();
@@ -265,6 +271,7 @@ TEST_CASE_FIXTURE(loop_fixture, "cross-thread BH stress: every schedule is follo
                 bhs[i].schedule();
             }
             done.fetch_add(1);
+            ctx.notify();  // `done` is state the loop's predicate reads: publish, then notify
         });
     }
     corio::test::poll_until(ctx, [&] {
@@ -299,7 +306,8 @@ struct signal_handler_scope {
 };
 }  // namespace
 
-TEST_CASE_FIXTURE(loop_fixture, "a BH scheduled from a signal handler runs, also while the loop sleeps") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a BH scheduled from a signal handler runs, also while the loop sleeps") {
     int seen_signals = 0;
     bottom_half bh = ctx.make_bh([&] { seen_signals = signals_handled.load(); }, "from signal");
     signal_bh = &bh;

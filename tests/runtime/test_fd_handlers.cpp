@@ -5,10 +5,10 @@
 
 #include <doctest/doctest.h>
 
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cerrno>
 
 using corio::context;
 using corio::fd_callbacks;
@@ -39,7 +39,9 @@ void on_read(void* opaque) {
     if (p->remove_other >= 0) p->ctx->remove_fd_handler(p->remove_other);
 }
 
-void on_write(void* opaque) { ++static_cast<probe*>(opaque)->writes; }
+void on_write(void* opaque) {
+    ++static_cast<probe*>(opaque)->writes;
+}
 
 int error_of(auto&& fn) {
     try {
@@ -124,7 +126,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a handler removed from its own callback is neve
     CHECK(pr.reads == 1);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a handler removed by another handler in the same pass is not called") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a handler removed by another handler in the same pass is not called") {
     test_pipe a;
     test_pipe b;
     probe pa{&ctx, 0, 0, a.rd};
@@ -157,7 +160,8 @@ void replace_other(void* opaque) {
 }
 }  // namespace
 
-TEST_CASE_FIXTURE(loop_fixture, "a handler replaced during dispatch: the old callbacks never run again") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a handler replaced during dispatch: the old callbacks never run again") {
     test_pipe a;
     test_pipe b;
     probe old_b{&ctx, 0, 0, b.rd};
@@ -181,7 +185,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a handler replaced during dispatch: the old cal
     ctx.remove_fd_handler(b.rd);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "set_fd_handler replaces a registration, add_fd_handler refuses to") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "set_fd_handler replaces a registration, add_fd_handler refuses to") {
     test_pipe p;
     probe first{&ctx, 0, 0, p.rd};
     probe second{&ctx, 0, 0, p.rd};
@@ -195,7 +200,8 @@ TEST_CASE_FIXTURE(loop_fixture, "set_fd_handler replaces a registration, add_fd_
     ctx.remove_fd_handler(p.rd);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "bad input to fd registration is a clear error that changes nothing") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "bad input to fd registration is a clear error that changes nothing") {
     test_pipe p;
     probe pr{&ctx, 0, 0, p.rd};
     CHECK(error_of([&] { ctx.add_fd_handler(-1, {.read = on_read}, &pr); }) == EBADF);
@@ -230,7 +236,8 @@ TEST_CASE_FIXTURE(loop_fixture, "an fd closed while registered can still be remo
     CHECK_FALSE(ctx.poll(false));
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a nested poll from a read handler does not deliver the same event twice") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a nested poll from a read handler does not deliver the same event twice") {
     test_pipe a;
     test_pipe b;
     probe pb{&ctx, 0, 0, b.rd};

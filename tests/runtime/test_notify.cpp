@@ -5,9 +5,9 @@
 
 #include <corio/error.hpp>
 
+#include <fcntl.h>
 #include <atomic>
 #include <cstdlib>
-#include <fcntl.h>
 #include <string>
 #include <thread>
 
@@ -33,12 +33,14 @@ TEST_CASE_FIXTURE(loop_fixture, "a blocking poll woken only by notify returns fa
     t.join();
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a notify before the poll keeps the next blocking poll from sleeping") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a notify before the poll keeps the next blocking poll from sleeping") {
     ctx.notify();
     CHECK_FALSE(ctx.poll(true));  // returns instead of sleeping forever (the watchdog)
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "notify costs no eventfd write when the loop is not about to block") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "notify costs no eventfd write when the loop is not about to block") {
     corio::test::test_pipe p;  // an fd handler makes poll(false) call the backend
     ctx.add_fd_handler(p.rd, {.read = [](void*) {}}, nullptr);
     for (int i = 0; i < 100; ++i) ctx.notify();
@@ -50,7 +52,8 @@ TEST_CASE_FIXTURE(loop_fixture, "notify costs no eventfd write when the loop is 
     ctx.remove_fd_handler(p.rd);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "notify from another thread always wakes a blocked poll (100k times)") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "notify from another thread always wakes a blocked poll (100k times)") {
     // Ping-pong: the helper publishes a request and notifies; the loop answers. A single lost
     // wake-up leaves poll(true) asleep forever, which the watchdog reports.
     constexpr int rounds = 100000;
@@ -72,7 +75,8 @@ TEST_CASE_FIXTURE(loop_fixture, "notify from another thread always wakes a block
     CHECK(answered.load() == rounds);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a BH scheduled from another thread wakes a blocked poll (20k times)") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a BH scheduled from another thread wakes a blocked poll (20k times)") {
     constexpr int rounds = 20000;
     std::atomic<int> runs{0};
     corio::bottom_half bh = ctx.make_bh([&] { runs.fetch_add(1, std::memory_order_release); });
@@ -112,7 +116,8 @@ TEST_CASE_FIXTURE(loop_fixture, "run_until checks its predicate before every ite
     ctx.run_until([] { return true; });  // returns at once
 }
 
-TEST_CASE("current() is the polling context inside callbacks, the main context on the main thread") {
+TEST_CASE(
+    "current() is the polling context inside callbacks, the main context on the main thread") {
     context a;
     context* seen = nullptr;
     a.post([&] { seen = context::current(); });

@@ -16,7 +16,9 @@ using corio::test::loop_fixture;
 using namespace std::chrono_literals;
 
 namespace {
-std::int64_t manual_now(context& ctx) { return ctx.now(clock_type::manual); }
+std::int64_t manual_now(context& ctx) {
+    return ctx.now(clock_type::manual);
+}
 }  // namespace
 
 TEST_CASE_FIXTURE(loop_fixture, "timers fire in deadline order, ties in arming order") {
@@ -25,7 +27,8 @@ TEST_CASE_FIXTURE(loop_fixture, "timers fire in deadline order, ties in arming o
     const std::int64_t base = manual_now(ctx);
     const std::int64_t deadlines[] = {50, 10, 30, 10, 20, 50, 10};
     for (int i = 0; i < 7; ++i) {
-        timers.push_back(std::make_unique<timer>(ctx, clock_type::manual, [&order, i] { order.push_back(i); }));
+        timers.push_back(
+            std::make_unique<timer>(ctx, clock_type::manual, [&order, i] { order.push_back(i); }));
         timers.back()->arm_at(base + deadlines[i]);
     }
     CHECK_FALSE(ctx.poll(false));
@@ -68,7 +71,8 @@ TEST_CASE_FIXTURE(loop_fixture, "re-arming moves a timer and cancel disarms it")
     CHECK(fired == 1);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a timer re-armed at 'now' from its callback fires in the next iteration") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a timer re-armed at 'now' from its callback fires in the next iteration") {
     int fired = 0;
     timer* self = nullptr;
     timer t(ctx, clock_type::manual, [&] {
@@ -85,7 +89,9 @@ TEST_CASE_FIXTURE(loop_fixture, "a timer re-armed at 'now' from its callback fir
     t.cancel();
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a timer cancelled or destroyed by an earlier callback of the same pass does not fire") {
+TEST_CASE_FIXTURE(
+    loop_fixture,
+    "a timer cancelled or destroyed by an earlier callback of the same pass does not fire") {
     int b_fired = 0;
     int c_fired = 0;
     auto b = std::make_unique<timer>(ctx, clock_type::manual, [&] { ++b_fired; });
@@ -118,7 +124,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a timer destroyed from its own callback is safe
     CHECK_FALSE(t);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "a nested poll from a timer callback fires each expired timer once") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a nested poll from a timer callback fires each expired timer once") {
     std::vector<int> fired(3, 0);
     std::vector<std::unique_ptr<timer>> timers;
     for (int i = 0; i < 3; ++i) {
@@ -134,7 +141,9 @@ TEST_CASE_FIXTURE(loop_fixture, "a nested poll from a timer callback fires each 
     CHECK(fired == std::vector<int>{1, 1, 1});
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "compute_timeout follows the nearest monotonic deadline; manual timers never bound it") {
+TEST_CASE_FIXTURE(
+    loop_fixture,
+    "compute_timeout follows the nearest monotonic deadline; manual timers never bound it") {
     CHECK(ctx.compute_timeout() == -1);
     timer manual(ctx, clock_type::manual, [] {});
     manual.arm_after(1ns);
@@ -165,7 +174,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a realtime timer fires") {
     CHECK(fired == 1);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "advancing the manual clock from another thread wakes a blocked poll") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "advancing the manual clock from another thread wakes a blocked poll") {
     int fired = 0;
     timer t(ctx, clock_type::manual, [&] { ++fired; });
     t.arm_after(5ns);
@@ -174,7 +184,8 @@ TEST_CASE_FIXTURE(loop_fixture, "advancing the manual clock from another thread 
     helper.join();
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "many timers with random deadlines, re-arms and cancels fire in order") {
+TEST_CASE_FIXTURE(loop_fixture,
+                  "many timers with random deadlines, re-arms and cancels fire in order") {
     constexpr int count = 20000;
     std::mt19937 rng(42);
     std::uniform_int_distribution<std::int64_t> when(1, 5000);
@@ -182,7 +193,8 @@ TEST_CASE_FIXTURE(loop_fixture, "many timers with random deadlines, re-arms and 
     std::vector<int> fired;
     std::vector<std::unique_ptr<timer>> timers;
     for (int i = 0; i < count; ++i) {
-        timers.push_back(std::make_unique<timer>(ctx, clock_type::manual, [&fired, i] { fired.push_back(i); }));
+        timers.push_back(
+            std::make_unique<timer>(ctx, clock_type::manual, [&fired, i] { fired.push_back(i); }));
     }
     const std::int64_t base = manual_now(ctx);
     std::vector<bool> armed(count, false);

@@ -1,10 +1,10 @@
 #include "support/loop_fixture.hpp"
 
-#include <cerrno>
 #include <fcntl.h>
+#include <sys/wait.h>
+#include <cerrno>
 #include <csignal>
 #include <stdexcept>
-#include <sys/wait.h>
 
 namespace corio::test {
 
@@ -54,7 +54,8 @@ std::string abort_message_of(void (*fn)()) {
     close(err[1]);
     std::string out;
     char buf[512];
-    for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;)
+        out.append(buf, static_cast<std::size_t>(n));
     close(err[0]);
     int status = 0;
     waitpid(pid, &status, 0);

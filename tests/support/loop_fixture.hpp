@@ -4,6 +4,7 @@
 
 #include <corio/context.hpp>
 
+#include <unistd.h>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -11,7 +12,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <utility>
 
 namespace corio::test {

@@ -9,16 +9,16 @@
 #include <corio/context.hpp>
 #include <corio/error.hpp>
 
+#include <fmt/format.h>
 #include <cstdio>
 #include <cstdlib>
-#include <fmt/format.h>
 
 int main(int argc, char** argv) {
     const char* requested = std::getenv("CORIO_BACKEND");
     try {
         corio::context probe;
-        fmt::print("corio tests: backend {} (CORIO_BACKEND={})\n", corio::to_string(probe.backend()),
-                   requested ? requested : "unset");
+        fmt::print("corio tests: backend {} (CORIO_BACKEND={})\n",
+                   corio::to_string(probe.backend()), requested ? requested : "unset");
     } catch (const corio::error& e) {
         fmt::print("SKIP: backend {} unavailable here: {}\n", requested ? requested : "auto",
                    e.what());

@@ -10,12 +10,18 @@
 
 namespace corio {
 
+class callback;
+
+/// What a `callback` can hold: anything callable as `void()`, other than a callback itself.
+template <class F>
+concept callback_target =
+    !std::is_same_v<std::decay_t<F>, callback> && std::is_invocable_r_v<void, std::decay_t<F>&>;
+
 class callback {
 public:
     callback() noexcept = default;
 
-    template <class F>
-        requires(!std::is_same_v<std::decay_t<F>, callback> && std::is_invocable_r_v<void, std::decay_t<F>&>)
+    template <callback_target F>
     callback(F&& f) {  // NOLINT(google-explicit-constructor): lambdas convert implicitly
         using T = std::decay_t<F>;
         if constexpr (fits_inline<T>) {
@@ -59,8 +65,9 @@ private:
     static constexpr std::size_t inline_size = 3 * sizeof(void*);
 
     template <class T>
-    static constexpr bool fits_inline = sizeof(T) <= inline_size && alignof(T) <= alignof(void*) &&
-                                        std::is_nothrow_move_constructible_v<T>;
+    static constexpr bool fits_inline =
+        sizeof(T) <= inline_size &&
+        alignof(T) <= alignof(void*) && std::is_nothrow_move_constructible_v<T>;
 
     template <class T>
     static void manage_inline(op o, void* self, void* from) noexcept {

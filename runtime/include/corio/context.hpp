@@ -19,9 +19,9 @@
 #include <corio/event_notifier.hpp>
 #include <corio/timer.hpp>
 
+#include <fmt/format.h>
 #include <chrono>
 #include <cstdint>
-#include <fmt/format.h>
 #include <memory>
 #include <string>
 
@@ -137,7 +137,8 @@ public:
                             bool (*poll)(void*) = nullptr, void (*poll_ready)(void*) = nullptr);
     void remove_event_notifier(event_notifier& notifier);
 
-    // ---- clocks ----------------------------------------------------------------------------------
+    // ---- clocks
+    // ----------------------------------------------------------------------------------
 
     /// Current time of `clock` in ns (any thread).
     std::int64_t now(clock_type clock) const noexcept;
@@ -177,7 +178,7 @@ struct fmt::formatter<corio::context_stats> : fmt::formatter<std::string_view> {
         return fmt::format_to(fc.out(),
                               "iterations={} backend_waits={} blocking_waits={} wakeups={} "
                               "bh_runs={} fd_events={} timers_fired={}",
-                              s.iterations, s.backend_waits, s.blocking_waits, s.wakeups,
-                              s.bh_runs, s.fd_events, s.timers_fired);
+                              s.iterations, s.backend_waits, s.blocking_waits, s.wakeups, s.bh_runs,
+                              s.fd_events, s.timers_fired);
     }
 };

@@ -14,8 +14,8 @@ namespace corio {
 /// `cb(this)` on the home thread at a point where user callbacks are safe.
 struct cqe_handler {
     void (*cb)(cqe_handler* self) = nullptr;
-    std::int32_t res = 0;     ///< the CQE's result (negative errno on failure)
-    std::uint32_t flags = 0;  ///< the CQE's flags (IORING_CQE_F_MORE, ...)
+    std::int32_t res = 0;         ///< the CQE's result (negative errno on failure)
+    std::uint32_t flags = 0;      ///< the CQE's flags (IORING_CQE_F_MORE, ...)
     cqe_handler* next = nullptr;  ///< owned by the loop while the completion is queued
 };
 

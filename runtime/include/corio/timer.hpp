@@ -3,8 +3,8 @@
 #pragma once
 
 #include <chrono>
-#include <cstdint>
 #include <corio/callback.hpp>
+#include <cstdint>
 
 namespace corio {
 
@@ -12,7 +12,7 @@ class context;
 namespace detail {
 class loop;
 class timer_list;
-}
+}  // namespace detail
 
 /// The clocks every context keeps one timer list for.
 enum class clock_type : std::uint8_t {
@@ -65,7 +65,6 @@ private:
     context* ctx_;
     callback cb_;
     std::int64_t deadline_ = -1;
-    std::uint64_t seq_ = 0;       // arming order, breaks deadline ties
     std::uint32_t heap_index_ = 0;
     clock_type clock_;
     state state_ = state::idle;
