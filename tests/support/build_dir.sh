@@ -12,11 +12,11 @@ corio_source_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 # value differs from the build directory's current setting. Fails when the directory cannot be
 # introspected (for instance, it was made by another meson version).
 corio_changed_options() {
-  local build_dir=$1
-  shift
-  local options
-  options=$(meson introspect "$build_dir" --buildoptions 2>/dev/null) || return 1
-  python3 - "$@" 3<<<"$options" <<'PY'
+    local build_dir=$1
+    shift
+    local options
+    options=$(meson introspect "$build_dir" --buildoptions 2>/dev/null) || return 1
+    python3 - "$@" 3<<<"$options" <<'PY'
 import json, os, sys
 
 current = {o["name"]: o["value"] for o in json.load(os.fdopen(3))}
@@ -39,22 +39,22 @@ PY
 # this source tree with at least the given options (only the -Dname=value form is understood).
 # Options not given keep whatever value the directory already had.
 corio_configure() {
-  local build_dir=$1
-  shift
-  local changed
-  if [[ ! -f $build_dir/meson-private/coredata.dat ]]; then
-    meson setup "$@" "$build_dir" "$corio_source_dir"
-    return
-  fi
-  if ! changed=$(corio_changed_options "$build_dir" "$@"); then
-    echo "corio: $build_dir cannot be read by this meson; reconfiguring it" >&2
-    meson setup --reconfigure "$@" "$build_dir" "$corio_source_dir" ||
-      meson setup --wipe "$@" "$build_dir" "$corio_source_dir"
-    return
-  fi
-  [[ -z $changed ]] && return 0
-  local -a arguments
-  mapfile -t arguments <<<"$changed"
-  echo "corio: $build_dir: setting ${arguments[*]}" >&2
-  meson configure "$build_dir" "${arguments[@]}"
+    local build_dir=$1
+    shift
+    local changed
+    if [[ ! -f $build_dir/meson-private/coredata.dat ]]; then
+        meson setup "$@" "$build_dir" "$corio_source_dir"
+        return
+    fi
+    if ! changed=$(corio_changed_options "$build_dir" "$@"); then
+        echo "corio: $build_dir cannot be read by this meson; reconfiguring it" >&2
+        meson setup --reconfigure "$@" "$build_dir" "$corio_source_dir" ||
+            meson setup --wipe "$@" "$build_dir" "$corio_source_dir"
+        return
+    fi
+    [[ -z $changed ]] && return 0
+    local -a arguments
+    mapfile -t arguments <<<"$changed"
+    echo "corio: $build_dir: setting ${arguments[*]}" >&2
+    meson configure "$build_dir" "${arguments[@]}"
 }
