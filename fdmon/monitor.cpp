@@ -5,11 +5,22 @@
 
 namespace corio::fdmon {
 
-void monitor::add_sqe(sqe_prep_fn, void*, cqe_handler*) {
+namespace {
+[[noreturn]] void not_io_uring(const char* what) {
     std::fprintf(stderr,
-                 "corio: add_sqe on a context whose backend is not io_uring "
-                 "(check has_io_uring() first)\n");
+                 "corio: %s on a context whose backend is not io_uring "
+                 "(check has_io_uring() first)\n",
+                 what);
     std::abort();
+}
+}  // namespace
+
+void monitor::add_sqe(sqe_prep_fn, void*, cqe_handler*) {
+    not_io_uring("add_sqe");
+}
+
+void monitor::cancel_sqe(cqe_handler*) {
+    not_io_uring("cancel_sqe");
 }
 
 }  // namespace corio::fdmon

@@ -26,6 +26,7 @@ struct handler {
     int fd = -1;
     std::uint32_t events = 0;  ///< POLLIN and/or POLLOUT; 0 = not watched by the kernel
     bool pollable = false;     ///< has a userspace poll probe (does not force a kernel wait)
+    void* backend = nullptr;   ///< the backend's per-registration state, if it keeps any
 
     // Ready-list state, written by `ready_list::push` and by the consumer.
     std::uint32_t revents = 0;
@@ -92,8 +93,13 @@ public:
     /// when completions or submissions are pending).
     virtual bool need_wait() const noexcept { return unpollable_ > 0; }
 
-    /// Backend-specific completions (io_uring CQE handlers). Returns true if any ran.
-    virtual bool dispatch() { return false; }
+    /// Backend-specific completions, called once per iteration before the BH pass: io_uring
+    /// reaps its completion queue here, calling CQE handlers and pushing fd readiness on
+    /// `ready`. Returns true if a handler ran. Re-entrant: a handler may run a nested iteration.
+    virtual bool dispatch(ready_list& ready) {
+        (void)ready;
+        return false;
+    }
 
     /// Whether `dispatch` can ever do anything (lets the loop skip the call).
     virtual bool has_dispatch() const noexcept { return false; }
@@ -102,6 +108,8 @@ public:
     virtual bool has_io_uring() const noexcept { return false; }
     /// Queues one io_uring request; see context::add_sqe. Only backends with has_io_uring().
     virtual void add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* handler);
+    /// Requests cancellation of `handler`'s request; see context::cancel_sqe.
+    virtual void cancel_sqe(cqe_handler* handler);
 
 protected:
     virtual void do_update(handler* old_node, handler* new_node) = 0;
@@ -110,6 +118,9 @@ private:
     int unpollable_ = 0;  // registered nodes without a poll probe
 };
 
+/// An io_uring of `entries` SQEs; `max_batch` > 0 submits as soon as that many are queued.
+/// Throws corio::error (errno of io_uring_setup: ENOSYS, EPERM, ENOMEM, ...).
+std::unique_ptr<monitor> make_io_uring(unsigned entries, unsigned max_batch);
 /// epoll_create1(EPOLL_CLOEXEC). Throws corio::error.
 std::unique_ptr<monitor> make_epoll();
 /// ppoll(2); cannot fail.

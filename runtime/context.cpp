@@ -22,7 +22,7 @@
 
 namespace corio::detail {
 
-std::unique_ptr<fdmon::monitor> make_monitor(backend_kind requested, const std::string& name);
+std::unique_ptr<fdmon::monitor> make_monitor(const context_options& options);
 
 namespace {
 
@@ -87,11 +87,11 @@ private:
 
 }  // namespace
 
-loop::loop(context& o, context_options options)
+loop::loop(context& o, const context_options& options)
     : owner(o),
-      name(std::move(options.name)),
+      name(options.name),
       home(&thread_token),
-      monitor(make_monitor(options.backend, name)),
+      monitor(make_monitor(options)),
       monitor_dispatches(monitor->has_dispatch()),
       event_fd(open_eventfd()) {
     notifier_node.fd = event_fd;
@@ -182,7 +182,7 @@ bool loop::poll(bool blocking) {
 
     // Each stage is skipped by an inline check when it has nothing to do, which keeps a BH
     // chain's iteration to a few dozen instructions.
-    bool progress = monitor_dispatches && monitor->dispatch();
+    bool progress = monitor_dispatches && monitor->dispatch(ready);
     progress |= bh_poll();
     if (!ready.empty()) progress |= dispatch_ready();
     if (armed_timers != 0 || expired_head) progress |= run_timers();
@@ -288,8 +288,7 @@ bool is_main_thread() noexcept {
 }
 }  // namespace
 
-context::context(context_options options)
-    : loop_(std::make_unique<detail::loop>(*this, std::move(options))) {}
+context::context(context_options options) : loop_(std::make_unique<detail::loop>(*this, options)) {}
 
 context::~context() {
     loop_->assert_home("~context");
@@ -388,6 +387,11 @@ bool context::has_io_uring() const noexcept {
 void context::add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* handler) {
     loop_->assert_home("add_sqe");
     loop_->monitor->add_sqe(prep, opaque, handler);
+}
+
+void context::cancel_sqe(cqe_handler* handler) {
+    loop_->assert_home("cancel_sqe");
+    loop_->monitor->cancel_sqe(handler);
 }
 
 context_stats context::stats() const noexcept {

@@ -45,7 +45,7 @@ struct fd_node : fdmon::handler {
 
 class loop {
 public:
-    loop(context& owner, context_options options);
+    loop(context& owner, const context_options& options);
     ~loop();
 
     context& owner;

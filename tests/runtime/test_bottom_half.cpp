@@ -79,8 +79,9 @@ TEST_CASE_FIXTURE(loop_fixture,
         },
         "self");
     self.schedule();
+    CHECK(ctx.poll(true));  // the first iteration may arm the loop's own notifier (io_uring)
     const auto before = ctx.stats();
-    for (int i = 0; i < 1000; ++i) CHECK(ctx.poll(true));
+    for (int i = 1; i < 1000; ++i) CHECK(ctx.poll(true));
     CHECK(runs == 1000);
     // No fd handler is registered: the chain never enters the backend (no syscall per run).
     CHECK(ctx.stats().backend_waits == before.backend_waits);

@@ -38,6 +38,12 @@ struct context_options {
     backend_kind backend = backend_kind::automatic;
     /// Shown in logs, stats and abort messages.
     std::string name = "corio";
+    /// io_uring: submission queue entries (the completion queue is twice that; completions
+    /// beyond it are kept by the kernel, never lost).
+    unsigned ring_entries = 256;
+    /// io_uring: submit as soon as this many requests are queued (QEMU's aio_max_batch);
+    /// 0 = only when the loop enters the kernel anyway, or when the submission queue is full.
+    unsigned max_batch = 0;
 };
 
 /// Per-context counters. Written by the home thread only; readable from any thread.
@@ -150,8 +156,16 @@ public:
     /// Whether `add_sqe` is available (the backend is io_uring).
     bool has_io_uring() const noexcept;
     /// Queues one io_uring request (home thread only): `prep(sqe, opaque)` fills it, the loop
-    /// owns user_data, and `handler->cb` runs for each of its CQEs. Aborts unless has_io_uring().
+    /// owns user_data, and `handler->cb` runs for each of its CQEs. Never fails: a full
+    /// submission queue is submitted and retried. Submission is batched with the next wait of
+    /// the loop (see context_options::max_batch). Aborts unless has_io_uring().
+    /// Destroying the context with requests in flight cancels them and waits until the kernel
+    /// is done with them; their handlers are not called.
     void add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* handler);
+    /// Asks the kernel to cancel the request of `handler` (IORING_OP_ASYNC_CANCEL; home thread).
+    /// Its handler still runs for its last CQE: with -ECANCELED, or with the normal result when
+    /// the cancel came too late. Cancelling a request that already completed is harmless.
+    void cancel_sqe(cqe_handler* handler);
 
     /// A snapshot of the counters.
     context_stats stats() const noexcept;
