@@ -94,6 +94,11 @@ loop::loop(context& o, const context_options& options)
       monitor(make_monitor(options)),
       monitor_dispatches(monitor->has_dispatch()),
       event_fd(open_eventfd()) {
+    if (options.polling.max_ns < 0 || options.polling.grow < 0 || options.polling.shrink < 0) {
+        close(event_fd);
+        throw error(EINVAL, fmt::format("context '{}': negative poll parameters", name));
+    }
+    store_poll_params(options.polling);
     notifier_node.fd = event_fd;
     notifier_node.events = POLLIN;
     notifier_node.pollable = true;  // its userspace probe is `notified`
@@ -162,6 +167,12 @@ bool loop::poll(bool blocking) {
     iterations.bump();
 
     std::int64_t timeout = blocking ? compute_timeout() : 0;
+    // Busy polling applies to iterations that would block, with polling on and no handler or
+    // backend state that a probe cannot see.
+    const std::int64_t max_ns = poll_max_ns.load(std::memory_order_relaxed);
+    const bool adaptive = timeout != 0 && max_ns > 0 && !monitor->need_wait();
+    const std::int64_t start = adaptive ? now(clock_type::monotonic) : 0;
+    if (adaptive) timeout = busy_poll(timeout, start);
     {
         std::optional<announce_scope> announced;
         if (timeout != 0) {
@@ -170,6 +181,8 @@ bool loop::poll(bool blocking) {
             // skipped the eventfd write, so its work must be visible now.
             if (notified.load(std::memory_order_seq_cst) || bh_pending()) timeout = 0;
         }
+        // Polling mode ends only when the loop is really about to sleep.
+        if (timeout != 0 && polling_mode && leave_polling_mode()) timeout = 0;
         // With a zero timeout the backend is skipped when it has nothing to report that
         // userspace cannot see: no user fd handler and nothing the backend needs to do.
         if (timeout != 0 || !fds.empty() || monitor->need_wait()) {
@@ -177,6 +190,12 @@ bool loop::poll(bool blocking) {
             if (timeout != 0) blocking_waits.bump();
             monitor->wait(ready, timeout);
         }
+    }
+    if (adaptive) {
+        const std::int64_t block_ns = now(clock_type::monotonic) - start;
+        poll_ns.store(
+            next_poll_ns(poll_ns.load(std::memory_order_relaxed), block_ns, load_poll_params()),
+            std::memory_order_relaxed);
     }
     notify_accept();
 
@@ -194,6 +213,7 @@ bool loop::dispatch_ready() {
     while (fdmon::handler* h = ready.pop()) {
         auto* n = static_cast<fd_node*>(h);
         const std::uint32_t revents = std::exchange(n->revents, 0);
+        const bool poll_hit = std::exchange(n->poll_hit, false);
         if (n->deleted) continue;
         if (n->notifier) {
             wakeups.bump();
@@ -201,6 +221,18 @@ bool loop::dispatch_ready() {
             continue;
         }
         const fd_callbacks& cb = n->callbacks;
+        // A handler with a probe is polled once it has fired: activity is likely to go on.
+        if (cb.poll && !n->on_poll_list) poll_list_add(n);
+        if (poll_hit && revents == 0) {
+            // Off the poll list during its poll_ready, so a nested iteration neither probes it
+            // nor calls it again (unbounded recursion otherwise).
+            poll_list_remove(n);
+            fd_events.bump();
+            progress = true;
+            cb.poll_ready(n->opaque);
+            if (!n->deleted) poll_list_add(n);
+            continue;
+        }
         if (cb.read && (revents & (POLLIN | POLLHUP | POLLERR))) {
             fd_events.bump();
             progress = true;
@@ -241,6 +273,7 @@ void loop::register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool
     if (old_node) {
         monitor->update(old_node, node.get());
         it->second = node.release();
+        poll_list_remove(old_node);  // the new node joins once it fires
         old_node->deleted = true;
         old_node->deleted_next = deleted_fds;
         deleted_fds = old_node;  // freed by the outermost iteration (it may be mid-dispatch)
@@ -266,6 +299,7 @@ void loop::unregister_fd(int fd) {
     fd_node* n = it->second;
     fds.erase(it);
     monitor->update(n, nullptr);
+    poll_list_remove(n);
     n->deleted = true;
     if (depth == 0 && !n->on_ready_list) {
         delete n;
@@ -396,8 +430,9 @@ void context::cancel_sqe(cqe_handler* handler) {
 
 context_stats context::stats() const noexcept {
     const detail::loop& l = *loop_;
-    return {l.iterations.get(), l.backend_waits.get(), l.blocking_waits.get(), l.wakeups.get(),
-            l.bh_runs.get(),    l.fd_events.get(),     l.timers_fired.get()};
+    return {l.iterations.get(),   l.backend_waits.get(), l.blocking_waits.get(),
+            l.wakeups.get(),      l.bh_runs.get(),       l.fd_events.get(),
+            l.timers_fired.get(), l.poll_hits.get(),     l.poll_ns.load(std::memory_order_relaxed)};
 }
 
 context* context::current() noexcept {

@@ -41,6 +41,14 @@ struct fd_node : fdmon::handler {
     bool notifier = false;  // the loop's own eventfd: never progress, never user-visible
     bool deleted = false;   // unregistered; skipped by dispatch, freed by the outermost poll
     fd_node* deleted_next = nullptr;
+
+    // Adaptive polling (adaptive_poll.cpp).
+    void (*poll_begin)(void*) = nullptr;  // event notifiers: busy polling starts / stops
+    void (*poll_end)(void*) = nullptr;
+    bool on_poll_list = false;  // has a probe and has fired once
+    bool poll_hit = false;      // queued on the ready list by a probe, not by the backend
+    fd_node* poll_prev = nullptr;
+    fd_node* poll_next = nullptr;
 };
 
 class loop {
@@ -96,6 +104,19 @@ public:
     void unregister_fd(int fd);
     bool dispatch_ready();
 
+    // ---- adaptive polling (adaptive_poll.cpp) -----------------------------------------------
+    void store_poll_params(const poll_params& p) noexcept;
+    poll_params load_poll_params() const noexcept;
+    void poll_list_add(fd_node* n) noexcept;
+    void poll_list_remove(fd_node* n) noexcept;
+    /// Probes the notifier and the poll list once; queues hits on the ready list.
+    bool probe_once() noexcept;
+    /// Spins for up to the adaptive window (capped by `timeout`); returns the timeout left for
+    /// the wait: 0 when something was found.
+    std::int64_t busy_poll(std::int64_t timeout, std::int64_t start);
+    /// poll_end callbacks and a last probe; true if that probe found something.
+    bool leave_polling_mode() noexcept;
+
     // ---- timers (timer.cpp) ----------------------------------------------------------------
     std::int64_t now(clock_type clock) const noexcept;
     void arm(timer* t, std::int64_t deadline);
@@ -147,8 +168,17 @@ public:
     // [any thread] The manual clock: advanced by anyone (relaxed add, then notify()).
     std::atomic<std::int64_t> manual_now{0};
 
+    // Adaptive polling. [any thread] The parameters are written by set_poll_params from any
+    // thread and read by the home thread, relaxed: a stale value is used for one iteration at
+    // most, and the setter's notify() wakes the loop. `poll_ns` is the window (home thread,
+    // reset by the setter).
+    std::atomic<std::int64_t> poll_max_ns{0}, poll_grow{0}, poll_shrink{0}, poll_ns{0};
+    fd_node* poll_list = nullptr;
+    bool polling_mode = false;
+
     // Counters.
-    counter iterations, backend_waits, blocking_waits, wakeups, bh_runs, fd_events, timers_fired;
+    counter iterations, backend_waits, blocking_waits, wakeups, bh_runs, fd_events, timers_fired,
+        poll_hits;
 };
 
 }  // namespace corio::detail

@@ -31,6 +31,26 @@ namespace detail {
 class loop;
 }
 
+/// Adaptive busy polling (QEMU's aio_context_set_poll_params). Before blocking, the loop calls
+/// the `poll` probes of its fd handlers (and checks its own notifier) for up to `poll_ns`;
+/// `poll_ns` starts at 0 and adapts within [0, max_ns] to how long the loop really blocked:
+///  - blocked no longer than `poll_ns`: unchanged (polling would have found the event);
+///  - blocked longer than `max_ns`: divided by `shrink` (0: reset to 0);
+///  - otherwise, while below `max_ns`: multiplied by `grow` (0: 2), from 4000 ns when 0.
+/// `max_ns = 0` disables polling. Polling is skipped while any fd handler without a `poll`
+/// probe is registered, and stops as soon as the backend has events (io_uring: completions in
+/// the ring, seen without a syscall; with DEFER_TASKRUN and requests in flight, never started).
+struct poll_params {
+    std::int64_t max_ns = 32768;  ///< QEMU's IOThread default
+    std::int64_t grow = 0;
+    std::int64_t shrink = 0;
+};
+
+/// The grow/shrink rule above as a pure function: the next `poll_ns` after an iteration that
+/// polled for `poll_ns` and then blocked for `block_ns` in total.
+std::int64_t next_poll_ns(std::int64_t poll_ns, std::int64_t block_ns,
+                          const poll_params& params) noexcept;
+
 struct context_options {
     /// `automatic` honours the CORIO_BACKEND environment variable (io_uring|epoll|poll|auto) and
     /// otherwise tries io_uring, then epoll, then poll, logging once why it fell back. Any other
@@ -44,6 +64,8 @@ struct context_options {
     /// io_uring: submit as soon as this many requests are queued (QEMU's aio_max_batch);
     /// 0 = only when the loop enters the kernel anyway, or when the submission queue is full.
     unsigned max_batch = 0;
+    /// Adaptive polling; see poll_params. Validated as set_poll_params does.
+    poll_params polling{};
 };
 
 /// Per-context counters. Written by the home thread only; readable from any thread.
@@ -55,6 +77,8 @@ struct context_stats {
     std::uint64_t bh_runs = 0;         ///< bottom-half callbacks run (one-shots included)
     std::uint64_t fd_events = 0;       ///< fd read/write/poll-ready callbacks run
     std::uint64_t timers_fired = 0;    ///< timer callbacks run
+    std::uint64_t poll_hits = 0;       ///< busy-polling rounds that found work (no block)
+    std::int64_t poll_ns = 0;          ///< the current adaptive polling window
 };
 
 /// Callbacks of an fd handler (QEMU's aio_set_fd_handler arguments). `read` is called while
@@ -150,6 +174,19 @@ public:
     std::int64_t now(clock_type clock) const noexcept;
     /// Moves the manual clock forward and wakes the loop. Any thread. Negative is ignored.
     void advance_manual_clock(std::chrono::nanoseconds delta) noexcept;
+
+    // ---- adaptive polling --------------------------------------------------------------------
+
+    /// Sets the polling parameters (any thread; takes effect at the next iteration, which it
+    /// wakes). Throws corio::error(EINVAL) for a negative value, changing nothing. Resets the
+    /// adaptive window to 0.
+    void set_poll_params(std::int64_t max_ns, std::int64_t grow, std::int64_t shrink);
+    poll_params get_poll_params() const noexcept;
+    /// Poll begin/end callbacks of an event notifier registered with set_event_notifier: `begin`
+    /// runs when the loop starts busy polling, `end` when it stops (before it blocks), so the
+    /// notifier's producer can suppress its eventfd writes while it is polled. Home thread.
+    void set_event_notifier_poll(event_notifier& notifier, void (*begin)(void*),
+                                 void (*end)(void*));
 
     // ---- io_uring submission path ------------------------------------------------------------
 
