@@ -206,3 +206,17 @@ TEST_CASE_FIXTURE(loop_fixture, "stats are readable and printable with fmt") {
     CHECK(text.find("bh_runs=1") != std::string::npos);
     CHECK(text.find("iterations=1") != std::string::npos);
 }
+
+TEST_CASE_FIXTURE(loop_fixture, "has_io_uring tells whether add_sqe is available") {
+    CHECK(ctx.has_io_uring() == (ctx.backend() == corio::backend_kind::io_uring));
+}
+
+TEST_CASE("add_sqe on a context without io_uring aborts with a clear message") {
+    const std::string msg = corio::test::abort_message_of([] {
+        static context ctx{corio::context_options{corio::backend_kind::epoll, "no-uring"}};
+        static corio::cqe_handler h;
+        ctx.add_sqe([](io_uring_sqe*, void*) {}, nullptr, &h);
+    });
+    CHECK(msg.find("add_sqe") != std::string::npos);
+    CHECK(msg.find("has_io_uring") != std::string::npos);
+}
