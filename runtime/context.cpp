@@ -202,7 +202,7 @@ bool loop::poll(bool blocking) {
     // Each stage is skipped by an inline check when it has nothing to do, which keeps a BH
     // chain's iteration to a few dozen instructions.
     bool progress = monitor_dispatches && monitor->dispatch(ready);
-    progress |= bh_poll();
+    if (bh_pending()) progress |= bh_poll();
     if (!ready.empty()) progress |= dispatch_ready();
     if (armed_timers != 0 || expired_head) progress |= run_timers();
     return progress;

@@ -72,7 +72,7 @@ public:
     bool poll(bool blocking);
     std::int64_t compute_timeout() const noexcept {
         if (bh_pending() || !ready.empty()) return 0;
-        return timer_timeout();
+        return armed_timers == 0 && !expired_head ? -1 : timer_timeout();
     }
     [[noreturn]] void fatal(const char* what) const noexcept;
 

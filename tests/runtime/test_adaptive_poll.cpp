@@ -123,13 +123,13 @@ struct round_result {
     bool eventfd;   // the loop was woken through its eventfd
 };
 
-// One cross-thread BH schedule ~1 ms after the loop starts waiting for it.
-round_result remote_round(context& ctx) {
+// One cross-thread BH schedule `delay` after the loop starts waiting for it.
+round_result remote_round(context& ctx, std::chrono::microseconds delay = 1ms) {
     std::atomic<bool> ran{false};
     corio::bottom_half bh = ctx.make_bh([&] { ran.store(true); }, "remote");
     const auto before = ctx.stats();
     std::thread t([&] {
-        std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(delay);
         bh.schedule();
     });
     while (!ran.load()) ctx.poll(true);
@@ -152,6 +152,20 @@ TEST_CASE_FIXTURE(loop_fixture, "a cross-thread BH ends busy polling without an 
         CHECK_FALSE(r.eventfd);  // notify_me was down while spinning: no eventfd write
     }
     CHECK(hits > 0);
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a wake-up through the eventfd does not keep the next wait from polling") {
+    // Regression: on io_uring the notifier's poll, re-armed only at the next wait, counted as
+    // pending backend work, so after every eventfd wake-up the loop skipped busy polling.
+    ctx.set_poll_params(200'000'000, 0, 0);
+    grow_window(ctx, 10'000'000);
+    int caught_after_wake = 0;
+    for (int round = 0; round < 10 && caught_after_wake < 2; ++round) {
+        if (!remote_round(ctx, 40ms).eventfd) continue;  // outlasts the window: eventfd wake
+        if (remote_round(ctx).poll_hit) ++caught_after_wake;
+    }
+    CHECK(caught_after_wake > 0);
 }
 
 TEST_CASE_FIXTURE(loop_fixture, "a handler without a probe disables polling while registered") {
