@@ -75,6 +75,8 @@ public:
             throw error(ENOTSUP, "io_uring without IORING_FEAT_NODROP");
         }
         defer_taskrun_ = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+        // Without DEFER_TASKRUN the kernel posts completions at any time: always look.
+        may_have_work_ = !defer_taskrun_;
         // A registered ring fd spares every io_uring_enter the lookup of the ring's file
         // (Linux 5.18+; the ring works the same without it).
         (void)io_uring_register_ring_fd(&ring_);
@@ -90,7 +92,6 @@ public:
     }
 
     backend_kind kind() const noexcept override { return backend_kind::io_uring; }
-    bool has_dispatch() const noexcept override { return true; }
     bool has_io_uring() const noexcept override { return true; }
 
     // Polls waiting for re-arm do not count: the loop only skips the kernel (or busy-polls)
@@ -98,8 +99,8 @@ public:
     // wait), and the loop's own notifier is probed through `notified`; re-arms go in with the
     // next wait. Counting them would keep a loop that was just woken by its eventfd from ever
     // polling again.
-    bool need_wait() const noexcept override {
-        return monitor::need_wait() || !spilled_.empty() || io_uring_sq_ready(&ring_) > 0 ||
+    bool backend_need_wait() const noexcept override {
+        return !spilled_.empty() || io_uring_sq_ready(&ring_) > 0 ||
                io_uring_cq_ready(&ring_) > 0 ||
                // With DEFER_TASKRUN a finished request is posted only when we enter the kernel.
                (defer_taskrun_ && inflight_ > 0);
@@ -107,6 +108,7 @@ public:
 
     int wait(ready_list& ready, std::int64_t timeout_ns) override {
         (void)ready;  // readiness is reaped by dispatch(), which the loop calls next
+        may_have_work_ = true;
         prepare_submissions();
         int rc;
         if (timeout_ns == 0) {
@@ -130,7 +132,7 @@ public:
         return static_cast<int>(io_uring_cq_ready(&ring_));
     }
 
-    bool dispatch(ready_list& ready) override {
+    bool backend_dispatch(ready_list& ready) override {
         // Completions the kernel kept aside while the CQ ring was full come back first.
         if (io_uring_cq_has_overflow(&ring_)) io_uring_get_events(&ring_);
         bool progress = false;
@@ -161,12 +163,14 @@ public:
                     break;
             }
         }
+        may_have_work_ = !defer_taskrun_ || backend_need_wait();
         return progress;
     }
 
     void add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* h) override {
         const std::uint64_t data = reinterpret_cast<std::uint64_t>(h) | tag_handler;
         ++inflight_;
+        may_have_work_ = true;
         io_uring_sqe* sqe = spilled_.empty() ? io_uring_get_sqe(&ring_) : nullptr;
         if (!sqe) [[unlikely]] {
             add_sqe_slow(prep, opaque, data);
@@ -232,6 +236,7 @@ private:
     // Queues a request whose completion nobody waits for (tagged internal).
     template <class Prep>
     void push_internal(Prep&& prep) {
+        may_have_work_ = true;
         io_uring_sqe* sqe = get_sqe();
         io_uring_sqe spill;
         if (!sqe) {

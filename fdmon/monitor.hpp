@@ -90,19 +90,15 @@ public:
 
     /// True when the loop must call `wait` even with a zero timeout because something cannot
     /// be observed from userspace (QEMU: poll/epoll when a handler has no poll probe; io_uring
-    /// when completions or submissions are pending).
-    virtual bool need_wait() const noexcept { return unpollable_ > 0; }
+    /// when completions or submissions are pending). Inline: an idle backend costs no call.
+    bool need_wait() const noexcept {
+        return unpollable_ > 0 || (may_have_work_ && backend_need_wait());
+    }
 
     /// Backend-specific completions, called once per iteration before the BH pass: io_uring
     /// reaps its completion queue here, calling CQE handlers and pushing fd readiness on
     /// `ready`. Returns true if a handler ran. Re-entrant: a handler may run a nested iteration.
-    virtual bool dispatch(ready_list& ready) {
-        (void)ready;
-        return false;
-    }
-
-    /// Whether `dispatch` can ever do anything (lets the loop skip the call).
-    virtual bool has_dispatch() const noexcept { return false; }
+    bool dispatch(ready_list& ready) { return may_have_work_ && backend_dispatch(ready); }
 
     /// Whether `add_sqe` works.
     virtual bool has_io_uring() const noexcept { return false; }
@@ -113,6 +109,16 @@ public:
 
 protected:
     virtual void do_update(handler* old_node, handler* new_node) = 0;
+    virtual bool backend_need_wait() const noexcept { return false; }
+    virtual bool backend_dispatch(ready_list& ready) {
+        (void)ready;
+        return false;
+    }
+
+    /// Set by a backend whenever it may hold submissions or completions that only it can see
+    /// (io_uring: after entering the kernel or queueing a request); while it is false the loop
+    /// calls neither backend_need_wait nor backend_dispatch.
+    bool may_have_work_ = false;
 
 private:
     int unpollable_ = 0;  // registered nodes without a poll probe

@@ -92,7 +92,6 @@ loop::loop(context& o, const context_options& options)
       name(options.name),
       home(&thread_token),
       monitor(make_monitor(options)),
-      monitor_dispatches(monitor->has_dispatch()),
       event_fd(open_eventfd()) {
     if (options.polling.max_ns < 0 || options.polling.grow < 0 || options.polling.shrink < 0) {
         close(event_fd);
@@ -201,7 +200,7 @@ bool loop::poll(bool blocking) {
 
     // Each stage is skipped by an inline check when it has nothing to do, which keeps a BH
     // chain's iteration to a few dozen instructions.
-    bool progress = monitor_dispatches && monitor->dispatch(ready);
+    bool progress = monitor->dispatch(ready);
     if (bh_pending()) progress |= bh_poll();
     if (!ready.empty()) progress |= dispatch_ready();
     if (armed_timers != 0 || expired_head) progress |= run_timers();

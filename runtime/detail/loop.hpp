@@ -126,7 +126,6 @@ public:
 
     // ---- state -----------------------------------------------------------------------------
     std::unique_ptr<fdmon::monitor> monitor;
-    const bool monitor_dispatches;  // has backend completions to dispatch (io_uring)
 
     // Notifier (QEMU's notify_me / notified / event).
     const int event_fd;
