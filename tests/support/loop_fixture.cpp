@@ -37,7 +37,7 @@ void test_pipe::close_write() {
     if (wr >= 0) close(std::exchange(wr, -1));
 }
 
-std::string abort_message_of(void (*fn)()) {
+std::pair<int, std::string> run_in_child(void (*fn)()) {
     int err[2];
     if (pipe2(err, O_CLOEXEC) < 0) throw std::runtime_error("pipe2");
     const pid_t pid = fork();
@@ -54,12 +54,18 @@ std::string abort_message_of(void (*fn)()) {
     close(err[1]);
     std::string out;
     char buf[512];
-    for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;)
+    for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;) {
         out.append(buf, static_cast<std::size_t>(n));
+    }
     close(err[0]);
     int status = 0;
     waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) return out;
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+std::string abort_message_of(void (*fn)()) {
+    auto [status, out] = run_in_child(fn);
+    if (status == 128 + SIGABRT) return out;
     return "child did not abort (status " + std::to_string(status) + "): " + out;
 }
 

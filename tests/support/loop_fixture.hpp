@@ -72,6 +72,9 @@ struct test_pipe {
     }
 };
 
+/// Runs `fn` in a forked child; returns its exit status (128 + signal if killed) and stderr.
+std::pair<int, std::string> run_in_child(void (*fn)());
+
 /// Runs `fn` in a forked child and returns what it wrote to stderr if it died of SIGABRT, or a
 /// description of how it ended otherwise (so a CHECK on the message fails with context).
 std::string abort_message_of(void (*fn)());
