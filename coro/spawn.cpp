@@ -3,13 +3,22 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 namespace corio::detail {
 
 void join_state_base::complete() noexcept {
+    // run() is blocked in `waiting` until `done` is published; once it is, run() may return
+    // and its caller destroy that context: keep it alive across publish + notify.
+    std::optional<context::keep_alive> alive;
+    if (notify_on_done) alive.emplace(*notify_on_done);
+    context* const waiting = notify_on_done;
     if (phase.exchange(done, std::memory_order_acq_rel) == joined) {
-        // The joiner suspended before we finished: resume it on its own context.
-        joiner_ctx->post([h = joiner] { h.resume(); }, "join");
+        // The joiner suspended before we finished. On our context it runs once the root has
+        // ended (deferred wake); on another one it is scheduled there.
+        co_wake(coroutine(joiner));
     }
+    if (waiting) waiting->notify();
 }
 
 void join_state_base::release() noexcept {

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <cerrno>
@@ -108,9 +109,28 @@ loop::loop(context& o, const context_options& options)
         close(event_fd);
         throw;
     }
+    items_bh = new bh_node(
+        this, [this] { run_items(); }, "post_item", false);
+}
+
+void loop::run_items() {
+    work_item* top = items.exchange(nullptr, std::memory_order_acq_rel);
+    work_item* in_order = nullptr;
+    while (top) {  // the stack is newest first: reverse it
+        work_item* next = top->next.load(std::memory_order_relaxed);
+        top->next.store(in_order, std::memory_order_relaxed);
+        in_order = top;
+        top = next;
+    }
+    while (in_order) {
+        work_item* item = in_order;
+        in_order = item->next.load(std::memory_order_relaxed);
+        item->run(item);  // may free or re-post the item: read nothing of it afterwards
+    }
 }
 
 loop::~loop() {
+    destroy(items_bh);  // not in the live registry; freed by the drain below
     {
         std::lock_guard lock(registry_mutex);
         if (live_bhs) {
@@ -325,6 +345,7 @@ context::context(context_options options) : loop_(std::make_unique<detail::loop>
 
 context::~context() {
     loop_->assert_home("~context");
+    while (loop_->keep_alives.load(std::memory_order_acquire) != 0) sched_yield();
     if (loop_->depth != 0) loop_->fatal("destroyed from inside its own poll()");
 }
 
@@ -372,6 +393,27 @@ bottom_half context::make_bh(callback cb, const char* name) {
 
 void context::post(callback cb, const char* name) {
     loop_->schedule(loop_->make_bh(std::move(cb), name, true));
+}
+
+context::keep_alive::keep_alive(context& ctx) noexcept : loop_(ctx.loop_.get()) {
+    loop_->keep_alives.fetch_add(1, std::memory_order_relaxed);
+}
+
+context::keep_alive::~keep_alive() {
+    loop_->keep_alives.fetch_sub(1, std::memory_order_release);
+}
+
+void context::post_item(work_item* item) noexcept {
+    // Once pushed, the item may run and lead the owner to destroy the context before the BH
+    // below is scheduled: keep it alive until then.
+    const keep_alive alive(*this);
+    detail::loop& l = *loop_;
+    work_item* head = l.items.load(std::memory_order_relaxed);
+    do {
+        item->next.store(head, std::memory_order_relaxed);
+    } while (!l.items.compare_exchange_weak(head, item, std::memory_order_release,
+                                            std::memory_order_relaxed));
+    l.schedule(l.items_bh);
 }
 
 void context::add_fd_handler(int fd, const fd_callbacks& callbacks, void* opaque) {

@@ -149,6 +149,15 @@ public:
     // Home thread and signal handlers on it: set while the local FIFO's links are being
     // changed; paired with atomic_signal_fence only (a same-thread handler is the only reader).
     std::atomic<bool> local_busy{false};
+    // Posted work items (post_item): a Treiber stack pushed by any thread with a CAS, taken
+    // whole by `items_bh`'s callback, which runs the items oldest first.
+    std::atomic<work_item*> items{nullptr};
+    // [any thread] context::keep_alive count: incremented by a foreign thread while the context
+    // is alive, decremented when it is done with it; ~context waits for 0 (acquire pairs with
+    // the release decrement, so the foreign thread's last accesses happen before the teardown).
+    std::atomic<int> keep_alives{0};
+    bh_node* items_bh = nullptr;
+    void run_items();
     std::mutex registry_mutex;  // guards the live-BH registry below
     bh_node* live_bhs = nullptr;
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <corio/context.hpp>
+#include <corio/schedule.hpp>
 #include <corio/task.hpp>
 
 #include <atomic>
@@ -28,13 +29,13 @@ struct join_state_base {
 
     std::atomic<int> refs{2};
     std::atomic<int> phase{running};
-    std::coroutine_handle<> joiner;
-    context* joiner_ctx = nullptr;
+    co_state* joiner = nullptr;         // the coroutine awaiting the result, once `joined`
+    context* notify_on_done = nullptr;  // run(): the blocked caller's context, to wake
     std::exception_ptr error;
     bool observed = false;  // the result or exception was taken by a joiner
     const char* const name;
 
-    /// Called by the root once the result is stored: wakes a registered joiner on its context.
+    /// Called by the root once the result is stored: wakes a registered joiner (co_wake).
     void complete() noexcept;
     /// Drops one reference; the last one reports an exception nobody took, then frees.
     void release() noexcept;
@@ -65,15 +66,29 @@ struct state_ref {
     }
 };
 
-/// The detached coroutine at the root of a spawned task: started by a one-shot BH on its
-/// context, frees itself when it finishes.
+/// The detached coroutine at the root of a spawned task: it carries the coroutine's state
+/// (co_state), is started by a one-shot BH on its context through enter(), and is freed by
+/// enter() once it has finished.
 struct root_coroutine {
     struct promise_type : frame_allocated {
+        co_state co;
+
         root_coroutine get_return_object() noexcept {
-            return {std::coroutine_handle<promise_type>::from_promise(*this)};
+            auto h = std::coroutine_handle<promise_type>::from_promise(*this);
+            co.root = h;
+            co.resume_point = h;
+            return {h};
         }
         std::suspend_always initial_suspend() const noexcept { return {}; }
-        std::suspend_never final_suspend() const noexcept { return {}; }
+        auto final_suspend() noexcept {
+            struct mark_finished {
+                co_state& co;
+                bool await_ready() const noexcept { return false; }
+                void await_suspend(std::coroutine_handle<>) const noexcept { co.finished = true; }
+                void await_resume() const noexcept {}
+            };
+            return mark_finished{co};
+        }
         void return_void() const noexcept {}
         void unhandled_exception() const noexcept { std::terminate(); }  // the body catches all
     };
@@ -97,16 +112,19 @@ root_coroutine run_root(task<T> body, state_ref<T> ref) {
 
 /// Owns a root frame until its starting BH runs; destroys it if the BH never does.
 struct root_starter {
-    std::coroutine_handle<> handle;
-    explicit root_starter(std::coroutine_handle<> h) noexcept : handle(h) {}
-    root_starter(root_starter&& other) noexcept : handle(std::exchange(other.handle, {})) {}
+    context* ctx;
+    std::coroutine_handle<root_coroutine::promise_type> handle;
+    root_starter(context& c, std::coroutine_handle<root_coroutine::promise_type> h) noexcept
+        : ctx(&c), handle(h) {}
+    root_starter(root_starter&& other) noexcept
+        : ctx(other.ctx), handle(std::exchange(other.handle, {})) {}
     root_starter(const root_starter&) = delete;
     root_starter& operator=(const root_starter&) = delete;
     root_starter& operator=(root_starter&&) = delete;
     ~root_starter() {
         if (handle) handle.destroy();
     }
-    void operator()() { std::exchange(handle, {}).resume(); }
+    void operator()() { enter(*ctx, &std::exchange(handle, {}).promise().co); }
 };
 
 }  // namespace detail
@@ -158,9 +176,8 @@ public:
             }
             bool await_suspend(std::coroutine_handle<> caller) noexcept {
                 detail::join_state_base& s = *self.state_;
-                s.joiner = caller;
-                s.joiner_ctx = context::current();
-                if (!s.joiner_ctx) detail::misuse("co_await on a join_handle outside any context");
+                s.joiner = detail::require_coroutine("co_await join_handle");
+                s.joiner->resume_point = caller;
                 int expected = detail::join_state_base::running;
                 // Fails only if the task finished meanwhile: then do not suspend.
                 return s.phase.compare_exchange_strong(expected, detail::join_state_base::joined,
@@ -172,6 +189,9 @@ public:
     }
 
 private:
+    template <class U>
+    friend U run(context& ctx, task<U> body);
+
     T take() {
         state_->observed = true;
         if (state_->error) std::rethrow_exception(state_->error);
@@ -182,16 +202,17 @@ private:
 };
 
 /// Starts `body` as a detached root coroutine on `ctx`: it begins in a BH of that context (so
-/// never inside this call), runs on its home thread, and its result is delivered through the
-/// returned handle. Any thread may spawn onto any context. Allocates the shared state and one
-/// one-shot BH. If `ctx` is destroyed before the task finishes, the task is destroyed without
-/// completing and a joiner is not woken. `name` must outlive the task (a string literal).
+/// never inside this call), runs on its home thread (until it moves with co_schedule or
+/// reschedule_self), and its result is delivered through the returned handle. Any thread may spawn
+/// onto any context. Allocates the shared state and one one-shot BH. If `ctx` is destroyed before
+/// the task finishes, the task is destroyed without completing and a joiner is not woken. `name`
+/// must outlive the task (a string literal).
 template <class T>
 join_handle<T> spawn(context& ctx, task<T> body, const char* name = "task") {
     if (!body.valid()) detail::misuse("spawn() of an empty task");
     auto* state = new detail::join_state<T>(name);
     detail::root_coroutine root = detail::run_root<T>(std::move(body), detail::state_ref<T>(state));
-    ctx.post(detail::root_starter(root.handle), name);
+    ctx.post(detail::root_starter(ctx, root.handle), name);
     return join_handle<T>(state);
 }
 
@@ -200,6 +221,9 @@ join_handle<T> spawn(context& ctx, task<T> body, const char* name = "task") {
 template <class T>
 T run(context& ctx, task<T> body) {
     join_handle<T> handle = spawn(ctx, std::move(body), "run");
+    // The task may finish on another context (co_schedule, reschedule_self): that must wake
+    // this loop to look at done() again. Set before the task can start (it starts in a BH).
+    handle.state_->notify_on_done = &ctx;
     ctx.run_until([&] { return handle.done(); });
     return handle.get();
 }

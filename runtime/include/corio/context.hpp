@@ -18,6 +18,7 @@
 #include <corio/cqe_handler.hpp>
 #include <corio/event_notifier.hpp>
 #include <corio/timer.hpp>
+#include <corio/work_item.hpp>
 
 #include <fmt/format.h>
 #include <chrono>
@@ -146,6 +147,12 @@ public:
     /// first (the callable is destroyed then).
     void post(callback cb, const char* name = "post");
 
+    /// Queues `item` to run on the home thread, soon (`item->run(item)` from a BH pass), in
+    /// posting order. Any thread; never allocates (one push, one BH schedule, at most one
+    /// eventfd write); not async-signal-safe only in that the item's owner must be valid.
+    /// Items still queued when the context is destroyed are dropped without running.
+    void post_item(work_item* item) noexcept;
+
     // ---- fd handlers (home thread only) ------------------------------------------------------
 
     /// Registers `fd`. Throws corio::error: EBADF for a negative or closed fd, EEXIST if it
@@ -203,6 +210,22 @@ public:
     /// Its handler still runs for its last CQE: with -ECANCELED, or with the normal result when
     /// the cancel came too late. Cancelling a request that already completed is harmless.
     void cancel_sqe(cqe_handler* handler);
+
+    /// Keeps the context from being destroyed while another thread finishes a "publish, then
+    /// notify or post" sequence on it: ~context waits until every keep_alive is gone (they are
+    /// meant to last a few instructions). Take it while the context is known to be alive, i.e.
+    /// before publishing what may let its owner destroy it (QEMU holds a context reference
+    /// across aio_co_schedule for the same reason). post_item takes one internally.
+    class keep_alive {
+    public:
+        explicit keep_alive(context& ctx) noexcept;
+        ~keep_alive();
+        keep_alive(const keep_alive&) = delete;
+        keep_alive& operator=(const keep_alive&) = delete;
+
+    private:
+        detail::loop* loop_;
+    };
 
     /// A snapshot of the counters.
     context_stats stats() const noexcept;

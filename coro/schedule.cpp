@@ -1,0 +1,156 @@
+// The coroutine entry routine and the aio_co_* primitives (see schedule.hpp).
+//
+// All resumptions of spawned coroutines go through enter(), which keeps a local to-do list:
+// after the entered coroutine suspends or ends, the coroutines it woke on the same context are
+// entered next (prepended: depth-first, as QEMU's co_queue_wakeup), so wake chains of any length
+// run in constant stack. co_schedule marks the coroutine as scheduled (a second schedule before
+// it runs aborts) and queues it with context::post_item, which allocates nothing.
+#include <corio/schedule.hpp>
+#include <corio/task.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace corio::detail {
+namespace {
+
+thread_local co_state* tls_running = nullptr;
+// The to-do list of the enter() loop active on this thread, and its context: a co_enter for
+// that context from outside any coroutine (an after-suspend action) joins it, not recursing.
+thread_local co_state** tls_todo = nullptr;
+thread_local context* tls_todo_ctx = nullptr;
+
+[[noreturn]] void misuse_co(const char* what, const char* detail_text) noexcept {
+    std::fprintf(stderr, "corio: %s%s\n", what, detail_text);
+    std::abort();
+}
+
+void run_scheduled(work_item* item) {
+    auto* co = reinterpret_cast<co_state*>(item);  // item is the first member
+    context* target = co->target;
+    co->scheduled.store(nullptr, std::memory_order_release);
+    enter(*target, co);  // with the target passed explicitly, never "the current context" (J5)
+}
+
+}  // namespace
+
+co_state* current_coroutine() noexcept {
+    return tls_running;
+}
+
+co_state* require_coroutine(const char* what) noexcept {
+    if (!tls_running) {
+        misuse_co(what, "() used outside a coroutine started by corio::spawn or corio::run");
+    }
+    return tls_running;
+}
+
+void enter(context& ctx, co_state* first) {
+    co_state* todo = first;
+    first->wake_next = nullptr;
+    struct active_loop {
+        co_state** saved_todo = tls_todo;
+        context* saved_ctx = tls_todo_ctx;
+        active_loop(co_state** t, context* c) noexcept {
+            tls_todo = t;
+            tls_todo_ctx = c;
+        }
+        ~active_loop() {
+            tls_todo = saved_todo;
+            tls_todo_ctx = saved_ctx;
+        }
+    } active(&todo, &ctx);
+    while (co_state* co = todo) {
+        todo = co->wake_next;
+        if (co->running) misuse_co("entering a coroutine that is already running", "");
+        if (co->scheduled.load(std::memory_order_acquire)) {
+            misuse_co("entering a coroutine that is scheduled by ",
+                      co->scheduled.load(std::memory_order_acquire));
+        }
+        co->ctx.store(&ctx, std::memory_order_release);
+        co->running = true;
+        co_state* const outer = tls_running;
+        tls_running = co;
+        co->resume_point.resume();
+        tls_running = outer;
+        co->running = false;
+        // Coroutines it woke run next, before older entries (depth-first).
+        if (co->wake_head) {
+            co->wake_tail->wake_next = todo;
+            todo = co->wake_head;
+            co->wake_head = co->wake_tail = nullptr;
+        }
+        // Each branch is the last use of `co` here: from then on another thread may own it.
+        if (co->finished) {
+            co->root.destroy();  // frees `co` too: it lives in the root frame
+        } else if (context* to = co->reschedule_to) {
+            co->reschedule_to = nullptr;
+            co_schedule(*to, coroutine(co));  // now that it has suspended here (J6)
+        } else if (auto* action = co->after_suspend) {
+            co->after_suspend = nullptr;
+            action(co->after_suspend_arg, co);
+        }
+    }
+}
+
+}  // namespace corio::detail
+
+namespace corio {
+
+void co_schedule(context& ctx, coroutine co) {
+    detail::co_state* s = co.state();
+    const char* expected = nullptr;
+    if (!s->scheduled.compare_exchange_strong(expected, "co_schedule", std::memory_order_acq_rel)) {
+        detail::misuse_co("co_schedule of a coroutine already scheduled by ", expected);
+    }
+    s->target = &ctx;
+    s->item.run = detail::run_scheduled;
+    ctx.post_item(&s->item);
+}
+
+void co_enter(context& ctx, coroutine co) {
+    if (&ctx != context::current()) {
+        co_schedule(ctx, co);
+        return;
+    }
+    detail::co_state* s = co.state();
+    if (detail::co_state* self = detail::current_coroutine()) {
+        if (s == self) detail::misuse_co("a coroutine cannot wake or enter itself", "");
+        s->wake_next = nullptr;
+        (self->wake_tail ? self->wake_tail->wake_next : self->wake_head) = s;
+        self->wake_tail = s;
+        return;
+    }
+    if (detail::tls_todo && detail::tls_todo_ctx == &ctx) {
+        s->wake_next = *detail::tls_todo;  // runs next, iteratively
+        *detail::tls_todo = s;
+        return;
+    }
+    detail::enter(ctx, s);
+}
+
+void co_wake(coroutine co) {
+    context* home = co.home();
+    if (!home) detail::misuse_co("co_wake of a coroutine that never ran", "");
+    co_enter(*home, co);
+}
+
+bool sleep_until::await_ready() const noexcept {
+    context* ctx = context::current();
+    return ctx && ctx->now(clock_) >= deadline_;
+}
+
+void sleep_until::await_suspend(std::coroutine_handle<> h) {
+    detail::co_state* self = detail::require_coroutine("sleep");
+    self->resume_point = h;
+    timer_.emplace(*context::current(), clock_, [self] { co_wake(coroutine(self)); });
+    timer_->arm_at(deadline_);
+}
+
+sleep_until sleep_for(std::chrono::nanoseconds duration, clock_type clock) {
+    context* ctx = context::current();
+    if (!ctx) detail::misuse("sleep_for() used on a thread without a context");
+    return sleep_until(clock, ctx->now(clock) + duration.count());
+}
+
+}  // namespace corio
