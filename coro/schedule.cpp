@@ -135,22 +135,4 @@ void co_wake(coroutine co) {
     co_enter(*home, co);
 }
 
-bool sleep_until::await_ready() const noexcept {
-    context* ctx = context::current();
-    return ctx && ctx->now(clock_) >= deadline_;
-}
-
-void sleep_until::await_suspend(std::coroutine_handle<> h) {
-    detail::co_state* self = detail::require_coroutine("sleep");
-    self->resume_point = h;
-    timer_.emplace(*context::current(), clock_, [self] { co_wake(coroutine(self)); });
-    timer_->arm_at(deadline_);
-}
-
-sleep_until sleep_for(std::chrono::nanoseconds duration, clock_type clock) {
-    context* ctx = context::current();
-    if (!ctx) detail::misuse("sleep_for() used on a thread without a context");
-    return sleep_until(clock, ctx->now(clock) + duration.count());
-}
-
 }  // namespace corio

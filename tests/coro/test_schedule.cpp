@@ -5,11 +5,13 @@
 #include "support/loop_fixture.hpp"
 
 #include <corio/schedule.hpp>
+#include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
 
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <stop_token>
 #include <thread>
 
 using corio::context;
@@ -39,9 +41,13 @@ struct worker {
         while (!ctx.load()) std::this_thread::yield();
     }
     ~worker() {
-        context* c = ctx.load();
-        stop.store(true);
-        c->notify();
+        {
+            // Published stop may let the worker destroy its context before notify() returns.
+            context* c = ctx.load();
+            context::keep_alive alive(*c);
+            stop.store(true);
+            c->notify();
+        }
         thread.join();
     }
 };
@@ -204,4 +210,55 @@ TEST_CASE_FIXTURE(loop_fixture, "sleep_for on the monotonic clock sleeps at leas
         co_await corio::sleep_for(-5ms);  // in the past: does not suspend
     }());
     CHECK(std::chrono::steady_clock::now() - start >= 2ms);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a sleep cancelled from another thread resumes with ECANCELED") {
+    std::stop_source stop;
+    std::atomic<bool> sleeping{false};
+    std::thread canceller([&] {
+        while (!sleeping.load()) std::this_thread::yield();
+        std::this_thread::sleep_for(1ms);
+        stop.request_stop();
+    });
+    const auto start = std::chrono::steady_clock::now();
+    const corio::result<void> r =
+        corio::run(ctx, [](std::stop_token st, std::atomic<bool>& s) -> task<corio::result<void>> {
+            s.store(true);
+            co_return co_await corio::sleep_for(1h, st);
+        }(stop.get_token(), sleeping));
+    canceller.join();
+    CHECK(r.error() == std::errc::operation_canceled);
+    CHECK(std::chrono::steady_clock::now() - start < 1min);
+    CHECK(ctx.compute_timeout() == -1);  // the timer was cancelled, not left armed
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a sleep whose token is already stopped returns ECANCELED at once") {
+    std::stop_source stop;
+    stop.request_stop();
+    const corio::result<void> r =
+        corio::run(ctx, [](std::stop_token st) -> task<corio::result<void>> {
+            co_return co_await corio::sleep_for(1h, st);
+        }(stop.get_token()));
+    CHECK(r.error() == std::errc::operation_canceled);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a sleep that ends before the stop request is not cancelled") {
+    std::stop_source stop;
+    bool finished = false;
+    corio::result<void> outcome = corio::result<void>::from_errno(EINVAL);
+    auto h = corio::spawn(
+        ctx, [](context& c, std::stop_token st, bool& f, corio::result<void>& out) -> task<void> {
+            out = co_await corio::sleep_until(corio::clock_type::manual,
+                                              c.now(corio::clock_type::manual) + 10, st);
+            f = true;
+        }(ctx, stop.get_token(), finished, outcome));
+    ctx.poll(false);
+    ctx.advance_manual_clock(10ns);
+    ctx.poll(false);
+    CHECK(finished);
+    stop.request_stop();  // too late: nothing happens, nothing is posted
+    ctx.poll(false);
+    CHECK(outcome.ok());
+    CHECK(h.done());
 }

@@ -74,8 +74,13 @@ TEST_CASE_FIXTURE(
         co_return co_await corio::spawn(*w, where());
     }(worker_ctx.load()));
     CHECK(ran_on == worker_id);
-    stop.store(true);
-    worker_ctx.load()->notify();
+    {
+        // Published stop may let the worker destroy its context before notify() returns.
+        context* other = worker_ctx.load();
+        context::keep_alive alive(*other);
+        stop.store(true);
+        other->notify();
+    }
     worker.join();
 }
 

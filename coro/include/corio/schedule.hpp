@@ -1,5 +1,5 @@
 // The aio_co_* primitives on C++20 coroutines: co_schedule, co_wake, co_enter, reschedule_self,
-// plus suspend() to hand out a wake-up handle and sleep_for/sleep_until.
+// plus suspend() to hand out a wake-up handle.
 //
 // A *coroutine* here is what QEMU calls one: the chain of frames started by corio::spawn (a
 // root and the tasks it awaits). Every resumption goes through one iterative entry routine
@@ -10,10 +10,7 @@
 #include <corio/context.hpp>
 
 #include <atomic>
-#include <chrono>
 #include <coroutine>
-#include <cstdint>
-#include <optional>
 
 namespace corio {
 
@@ -110,24 +107,5 @@ struct reschedule_self {
     }
     void await_resume() const noexcept {}
 };
-
-/// `co_await sleep_until(clock, deadline_ns)`: resumes the running coroutine, on its current
-/// context, once `clock` reaches `deadline_ns` (a deadline already passed does not suspend).
-class sleep_until {
-public:
-    sleep_until(clock_type clock, std::int64_t deadline_ns) noexcept
-        : clock_(clock), deadline_(deadline_ns) {}
-    bool await_ready() const noexcept;
-    void await_suspend(std::coroutine_handle<> h);
-    void await_resume() noexcept { timer_.reset(); }
-
-private:
-    clock_type clock_;
-    std::int64_t deadline_;
-    std::optional<timer> timer_;
-};
-
-/// `co_await sleep_for(duration)`: sleep_until now + `duration` on `clock` of the current context.
-sleep_until sleep_for(std::chrono::nanoseconds duration, clock_type clock = clock_type::monotonic);
 
 }  // namespace corio

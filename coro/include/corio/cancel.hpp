@@ -1,0 +1,86 @@
+// Cancellation of a suspended operation through std::stop_token, shared by corio's awaitables.
+//
+// An operation completes on its context's home thread; a stop request may come from any
+// thread. Exactly one of the two resumes the coroutine, decided by one CAS on `state`:
+//  - completion (home thread): waiting -> done, then resume;
+//  - stop request (any thread, inside std::stop_callback): waiting -> cancelling, then post a
+//    work item to the home context, which undoes the operation (timer cancel, handler removal)
+//    and resumes the coroutine with ECANCELED. The coroutine is never resumed before that item
+//    has run, so the item never outlives the awaiter.
+#pragma once
+
+#include <corio/context.hpp>
+#include <corio/schedule.hpp>
+
+#include <atomic>
+#include <optional>
+#include <stop_token>
+
+namespace corio::detail {
+
+class cancel_point {
+public:
+    enum : int { waiting, done, cancelling };
+
+    /// Arms cancellation for the coroutine `co` suspended on `home`; `undo(owner)` runs on the
+    /// home thread when a stop request wins. May run the stop callback at once (stop already
+    /// requested): the work item then runs after the coroutine has suspended.
+    void arm(std::stop_token token, context& home, co_state* co, void* owner,
+             void (*undo)(void* owner)) {
+        home_ = &home;
+        co_ = co;
+        owner_ = owner;
+        undo_ = undo;
+        item_.self = this;
+        item_.item.run = [](work_item* w) {
+            cancel_point* self = reinterpret_cast<tagged_item*>(w)->self;
+            self->cancelled_ = true;
+            self->undo_(self->owner_);
+            co_wake(coroutine(self->co_));
+        };
+        if (token.stop_possible()) stop_.emplace(std::move(token), on_stop{this});
+    }
+
+    /// The operation finished (home thread): true if this call must resume the coroutine.
+    bool complete() noexcept {
+        int expected = waiting;
+        return state_.compare_exchange_strong(expected, done, std::memory_order_acq_rel);
+    }
+
+    /// After resumption: whether the stop request won. Unregisters the stop callback (waiting
+    /// for one running concurrently, as std::stop_callback's destructor does).
+    bool finish() noexcept {
+        stop_.reset();
+        return cancelled_;
+    }
+
+    co_state* coroutine_state() const noexcept { return co_; }
+
+private:
+    struct on_stop {
+        cancel_point* self;
+        void operator()() const noexcept {
+            int expected = waiting;
+            if (self->state_.compare_exchange_strong(expected, cancelling,
+                                                     std::memory_order_acq_rel)) {
+                self->home_->post_item(&self->item_.item);
+            }
+        }
+    };
+
+    struct tagged_item {  // standard layout: `item` converts back to the struct
+        work_item item;
+        cancel_point* self = nullptr;
+    };
+
+    tagged_item item_;
+    std::atomic<int> state_{waiting};
+    bool cancelled_ = false;
+    context* home_ = nullptr;
+    co_state* co_ = nullptr;
+    void* owner_ = nullptr;
+    void (*undo_)(void*) = nullptr;
+    std::optional<std::stop_callback<on_stop>> stop_;
+};
+
+}  // namespace corio::detail
