@@ -4,6 +4,9 @@
 #include <corio/io.hpp>
 #include <corio/task.hpp>
 
+#include <liburing.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <cerrno>
 
 namespace corio {
@@ -59,6 +62,175 @@ result<void> wait_ready::await_resume() noexcept {
     if (early_error_) return result<void>::from_errno(early_error_);
     if (cancel_.finish()) return result<void>::from_errno(ECANCELED);
     return {};
+}
+
+namespace detail {
+
+io_op::~io_op() {
+    unregister();
+}
+
+void io_op::unregister() noexcept {
+    if (!ctx_) return;
+    if (ctx_->has_fd_handler(args_.fd)) {
+        try {
+            ctx_->remove_fd_handler(args_.fd);
+        } catch (const error&) {
+        }
+    }
+    ctx_ = nullptr;
+}
+
+bool io_op::await_ready() noexcept {
+    if (stop_.stop_requested()) {
+        result_ = -ECANCELED;
+        return true;
+    }
+    context* ctx = context::current();
+    if (ctx && !ctx->has_io_uring()) {
+        result_ = attempt_(args_);  // the fast path: often no suspension at all
+        return result_ != -EAGAIN && result_ != -EWOULDBLOCK;
+    }
+    return false;
+}
+
+bool io_op::await_suspend(std::coroutine_handle<> h) {
+    co_state* self = require_coroutine("an I/O operation");
+    context& ctx = *context::current();
+    self->resume_point = h;
+    if (ctx.has_io_uring()) {
+        cb = on_cqe;
+        ctx.add_sqe(
+            [](io_uring_sqe* sqe, void* op) {
+                auto* me = static_cast<io_op*>(op);
+                me->prep_(sqe, me->args_);
+            },
+            this, this);
+        cancel_.arm(
+            std::move(stop_), ctx, self, this,
+            [](void* op) {
+                auto* me = static_cast<io_op*>(op);
+                context::current()->cancel_sqe(me);
+            },
+            true);
+        return true;
+    }
+    fd_callbacks callbacks;
+    (writes_ ? callbacks.write : callbacks.read) = on_ready;
+    try {
+        ctx.add_fd_handler(args_.fd, callbacks, this);
+    } catch (const error& e) {
+        result_ = -e.code().value();
+        return false;
+    }
+    ctx_ = &ctx;
+    cancel_.arm(std::move(stop_), ctx, self, this,
+                [](void* op) { static_cast<io_op*>(op)->unregister(); });
+    return true;
+}
+
+void io_op::on_cqe(cqe_handler* h) {
+    auto* me = static_cast<io_op*>(h);
+    me->result_ = h->res;
+    if (me->cancel_.complete()) co_wake(coroutine(me->cancel_.coroutine_state()));
+}
+
+void io_op::on_ready(void* op) {
+    auto* me = static_cast<io_op*>(op);
+    const long r = me->attempt_(me->args_);
+    if (r == -EAGAIN || r == -EWOULDBLOCK) return;  // spurious: stay registered
+    me->unregister();
+    me->result_ = r;
+    if (me->cancel_.complete()) co_wake(coroutine(me->cancel_.coroutine_state()));
+}
+
+long io_op::finish() noexcept {
+    const bool stopped = cancel_.finish();
+    // With io_uring (cb set) the CQE's own result says ECANCELED if the cancel was in time.
+    if (stopped && !cb) return -ECANCELED;
+    return result_;
+}
+
+long syscall_result(long r) noexcept {
+    return r < 0 ? -errno : r;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::io_op;
+
+std::uint64_t file_offset(std::int64_t offset) noexcept {
+    return offset < 0 ? static_cast<std::uint64_t>(-1) : static_cast<std::uint64_t>(offset);
+}
+
+}  // namespace
+
+detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int64_t offset,
+                                     std::stop_token stop) {
+    return {io_op::args{fd, buf.data(), buf.size(), offset, 0}, false,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_read(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
+                                   file_offset(a.offset));
+            },
+            [](const io_op::args& a) {
+                return detail::syscall_result(a.offset < 0 ? ::read(a.fd, a.buf, a.len)
+                                                           : ::pread(a.fd, a.buf, a.len, a.offset));
+            },
+            std::move(stop)};
+}
+
+detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, std::int64_t offset,
+                                      std::stop_token stop) {
+    return {io_op::args{fd, const_cast<std::byte*>(data.data()), data.size(), offset, 0}, true,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_write(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
+                                    file_offset(a.offset));
+            },
+            [](const io_op::args& a) {
+                return detail::syscall_result(a.offset < 0
+                                                  ? ::write(a.fd, a.buf, a.len)
+                                                  : ::pwrite(a.fd, a.buf, a.len, a.offset));
+            },
+            std::move(stop)};
+}
+
+detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags,
+                                     std::stop_token stop) {
+    return {io_op::args{fd, buf.data(), buf.size(), 0, flags}, false,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_recv(sqe, a.fd, a.buf, a.len, a.flags);
+            },
+            [](const io_op::args& a) {
+                return detail::syscall_result(::recv(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
+            },
+            std::move(stop)};
+}
+
+detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, int flags,
+                                     std::stop_token stop) {
+    return {
+        io_op::args{fd, const_cast<std::byte*>(data.data()), data.size(), 0, flags | MSG_NOSIGNAL},
+        true,
+        [](io_uring_sqe* sqe, const io_op::args& a) {
+            io_uring_prep_send(sqe, a.fd, a.buf, a.len, a.flags);
+        },
+        [](const io_op::args& a) {
+            return detail::syscall_result(::send(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
+        },
+        std::move(stop)};
+}
+
+detail::io_awaiter<int> accept(int listener, std::stop_token stop) {
+    return {io_op::args{listener, nullptr, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC}, false,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_accept(sqe, a.fd, nullptr, nullptr, a.flags);
+            },
+            [](const io_op::args& a) {
+                return detail::syscall_result(::accept4(a.fd, nullptr, nullptr, a.flags));
+            },
+            std::move(stop)};
 }
 
 }  // namespace corio

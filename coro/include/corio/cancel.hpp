@@ -7,6 +7,10 @@
 //    work item to the home context, which undoes the operation (timer cancel, handler removal)
 //    and resumes the coroutine with ECANCELED. The coroutine is never resumed before that item
 //    has run, so the item never outlives the awaiter.
+// Asynchronous undo (io_uring: ASYNC_CANCEL) cannot resume at once: the request's last CQE is
+// still to come and must find its handler alive. Then the item only starts the undo, and
+// whichever of {item, completion} comes second resumes the coroutine (both run on the home
+// thread); the completion's own result tells whether the cancel was in time.
 #pragma once
 
 #include <corio/context.hpp>
@@ -25,17 +29,28 @@ public:
     /// Arms cancellation for the coroutine `co` suspended on `home`; `undo(owner)` runs on the
     /// home thread when a stop request wins. May run the stop callback at once (stop already
     /// requested): the work item then runs after the coroutine has suspended.
+    /// `async_undo`: the undo only requests cancellation; the operation's completion still comes
+    /// (through complete()) and the coroutine resumes after both.
     void arm(std::stop_token token, context& home, co_state* co, void* owner,
-             void (*undo)(void* owner)) {
+             void (*undo)(void* owner), bool async_undo = false) {
         home_ = &home;
         co_ = co;
         owner_ = owner;
         undo_ = undo;
+        async_ = async_undo;
         item_.self = this;
         item_.item.run = [](work_item* w) {
             cancel_point* self = reinterpret_cast<tagged_item*>(w)->self;
             self->cancelled_ = true;
-            self->undo_(self->owner_);
+            if (self->async_) {
+                if (!self->op_done_) {
+                    self->undo_(self->owner_);
+                    self->undo_pending_ = true;
+                    return;  // the completion resumes the coroutine
+                }
+            } else {
+                self->undo_(self->owner_);
+            }
             co_wake(coroutine(self->co_));
         };
         if (token.stop_possible()) stop_.emplace(std::move(token), on_stop{this});
@@ -44,10 +59,14 @@ public:
     /// The operation finished (home thread): true if this call must resume the coroutine.
     bool complete() noexcept {
         int expected = waiting;
-        return state_.compare_exchange_strong(expected, done, std::memory_order_acq_rel);
+        if (state_.compare_exchange_strong(expected, done, std::memory_order_acq_rel)) return true;
+        if (!async_) return false;  // a stop request won: its item resumes
+        op_done_ = true;
+        return undo_pending_;  // the item ran first: resume now; else the item will
     }
 
-    /// After resumption: whether the stop request won. Unregisters the stop callback (waiting
+    /// After resumption: whether a stop request was processed (with async undo the operation's
+    /// own result says whether the cancel was in time). Unregisters the stop callback (waiting
     /// for one running concurrently, as std::stop_callback's destructor does).
     bool finish() noexcept {
         stop_.reset();
@@ -76,6 +95,9 @@ private:
     tagged_item item_;
     std::atomic<int> state_{waiting};
     bool cancelled_ = false;
+    bool async_ = false;
+    bool op_done_ = false;       // async: the completion came while cancelling
+    bool undo_pending_ = false;  // async: the item requested cancellation
     context* home_ = nullptr;
     co_state* co_ = nullptr;
     void* owner_ = nullptr;

@@ -1,11 +1,24 @@
-// corio I/O awaitables. This step: readiness — wait until an fd is readable or writable.
+// corio I/O awaitables: readiness waits, and read/write/recv/send/accept.
+//
+// Each operation is one awaiter object living in the awaiting frame. With io_uring it is one
+// SQE through context::add_sqe and the awaiter *is* the cqe_handler: no allocation, no syscall
+// beyond the loop's batched io_uring_enter. On epoll and poll it first tries the non-blocking
+// syscall (no suspension at all when it succeeds) and otherwise retries from a temporary fd
+// handler each time the fd is ready. Application code is the same on every backend.
+// On epoll/poll the fd must be non-blocking for read/write/accept (the socket helpers make it
+// so; recv/send add MSG_DONTWAIT themselves), and regular files are read and written inline on
+// the loop thread until the thread pool lands.
 #pragma once
 
 #include <corio/cancel.hpp>
 #include <corio/context.hpp>
+#include <corio/cqe_handler.hpp>
 #include <corio/result.hpp>
 
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <span>
 #include <stop_token>
 
 namespace corio {
@@ -47,5 +60,77 @@ inline wait_ready wait_readable(int fd, std::stop_token stop = {}) {
 inline wait_ready wait_writable(int fd, std::stop_token stop = {}) {
     return {fd, wait_ready::direction::write, std::move(stop)};
 }
+
+namespace detail {
+
+/// The state machine behind every read/write-style operation (see the file comment).
+class io_op : public cqe_handler {
+public:
+    struct args {
+        int fd;
+        void* buf;
+        std::size_t len;
+        std::int64_t offset;
+        int flags;
+    };
+    using prep_fn = void (*)(io_uring_sqe* sqe, const args& a);
+    using attempt_fn = long (*)(const args& a);  ///< result, or -errno
+
+    io_op(args a, bool writes, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
+        : args_(a), writes_(writes), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
+    ~io_op();
+    io_op(const io_op&) = delete;
+    io_op& operator=(const io_op&) = delete;
+
+    bool await_ready() noexcept;
+    bool await_suspend(std::coroutine_handle<> h);
+
+protected:
+    /// After resumption: the result, or -errno.
+    long finish() noexcept;
+
+private:
+    static void on_cqe(cqe_handler* self);
+    static void on_ready(void* self);
+    void unregister() noexcept;
+
+    detail::cancel_point cancel_;
+    args args_;
+    bool writes_;
+    prep_fn prep_;
+    attempt_fn attempt_;
+    std::stop_token stop_;
+    context* ctx_ = nullptr;  // fallback: where the fd handler is registered, while it is
+    long result_ = 0;
+};
+
+template <class T>
+class io_awaiter : public io_op {
+public:
+    using io_op::io_op;
+    result<T> await_resume() noexcept {
+        const long r = finish();
+        if (r < 0) return result<T>::from_errno(static_cast<int>(-r));
+        return static_cast<T>(r);
+    }
+};
+
+}  // namespace detail
+
+/// `co_await read(fd, buf[, offset][, stop])` → bytes read (0 at end of file). `offset` -1 uses
+/// and advances the file position. Partial reads are reported as such; see read_exact.
+detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int64_t offset = -1,
+                                     std::stop_token stop = {});
+/// `co_await write(fd, data[, offset][, stop])` → bytes written (possibly fewer; see write_all).
+detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data,
+                                      std::int64_t offset = -1, std::stop_token stop = {});
+/// `co_await recv(fd, buf[, flags][, stop])` → bytes received (0: the peer shut down).
+detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags = 0,
+                                     std::stop_token stop = {});
+/// `co_await send(fd, data[, flags][, stop])` → bytes sent; never raises SIGPIPE (EPIPE).
+detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, int flags = 0,
+                                     std::stop_token stop = {});
+/// `co_await accept(listener[, stop])` → a connected socket, O_NONBLOCK | O_CLOEXEC.
+detail::io_awaiter<int> accept(int listener, std::stop_token stop = {});
 
 }  // namespace corio

@@ -1,0 +1,196 @@
+// read/write/recv/send/accept: data, partial results and EOF, errors as values, cancellation.
+#include "support/loop_fixture.hpp"
+
+#include <corio/io.hpp>
+#include <corio/spawn.hpp>
+
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <atomic>
+#include <cstring>
+#include <stop_token>
+#include <string>
+#include <thread>
+
+using corio::context;
+using corio::result;
+using corio::task;
+using corio::test::loop_fixture;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct socket_pair {
+    int a = -1, b = -1;
+    socket_pair() {
+        int sv[2];
+        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+        a = sv[0];
+        b = sv[1];
+    }
+    ~socket_pair() {
+        if (a >= 0) close(a);
+        if (b >= 0) close(b);
+    }
+};
+
+std::span<const std::byte> bytes(const std::string& s) {
+    return std::as_bytes(std::span(s));
+}
+
+task<std::string> recv_string(int fd, std::size_t n) {
+    std::string out(n, '\0');
+    std::size_t got = 0;
+    while (got < n) {
+        auto r = co_await corio::recv(fd, std::as_writable_bytes(std::span(out)).subspan(got));
+        if (!r || *r == 0) break;
+        got += *r;
+    }
+    out.resize(got);
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(loop_fixture, "send and recv carry data between two coroutines") {
+    socket_pair sp;
+    constexpr int messages = 2000;
+    auto sender = corio::spawn(ctx, [](int fd) -> task<int> {
+        int sent = 0;
+        for (int i = 0; i < messages; ++i) {
+            const std::string msg = "message " + std::to_string(i) + ";";
+            std::size_t off = 0;
+            while (off < msg.size()) {
+                auto r = co_await corio::send(fd, bytes(msg).subspan(off));
+                if (!r) co_return -1;
+                off += *r;
+            }
+            ++sent;
+        }
+        co_return sent;
+    }(sp.a));
+    auto receiver = corio::spawn(ctx, [](int fd) -> task<std::string> {
+        std::string all;
+        char buf[100];
+        // Until the last message: the sender blocks whenever the socket buffer is full.
+        while (all.find("message 1999;") == std::string::npos) {
+            auto r = co_await corio::recv(fd, std::as_writable_bytes(std::span(buf)));
+            if (!r || *r == 0) break;
+            all.append(buf, *r);
+        }
+        co_return all;
+    }(sp.b));
+    ctx.run_until([&] { return sender.done() && receiver.done(); });
+    CHECK(sender.get() == messages);
+    const std::string all = receiver.get();
+    CHECK(all.find("message 0;message 1;") == 0);
+    CHECK(all.find("message 1999;") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "read and write on a pipe, EOF as 0 bytes") {
+    corio::test::test_pipe p;
+    auto r = corio::run(ctx, [](int rd, int wr) -> task<std::string> {
+        const std::string hello = "hello";
+        auto w = co_await corio::write(wr, bytes(hello));
+        if (!w || *w != 5) co_return "write failed";
+        char buf[16];
+        auto n = co_await corio::read(rd, std::as_writable_bytes(std::span(buf)));
+        if (!n) co_return "read failed";
+        std::string got(buf, *n);
+        ::close(wr);
+        auto eof = co_await corio::read(rd, std::as_writable_bytes(std::span(buf)));
+        co_return got + (eof && *eof == 0 ? "+eof" : "+no-eof");
+    }(p.rd, p.wr));
+    p.wr = -1;  // closed by the coroutine
+    CHECK(r == "hello+eof");
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a recv waits for data sent later from another thread") {
+    socket_pair sp;
+    std::thread late([&] {
+        std::this_thread::sleep_for(2ms);
+        REQUIRE(::send(sp.a, "late", 4, 0) == 4);
+    });
+    CHECK(corio::run(ctx, recv_string(sp.b, 4)) == "late");
+    late.join();
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "expected errors are values: EPIPE, ECONNRESET-free EOF, EBADF") {
+    socket_pair sp;
+    ::close(sp.b);
+    sp.b = -1;
+    auto [pipe_err, bad_fd] =
+        corio::run(ctx, [](int fd) -> task<std::pair<std::error_code, std::error_code>> {
+            const std::string data(1 << 16, 'x');
+            std::error_code first;
+            for (int i = 0; i < 8 && !first; ++i)
+                first = (co_await corio::send(fd, bytes(data))).error();
+            auto bad = co_await corio::recv(-1, std::span<std::byte>());
+            co_return std::pair{first, bad.error()};
+        }(sp.a));
+    CHECK(pipe_err == std::errc::broken_pipe);  // and no SIGPIPE killed us
+    CHECK(bad_fd == std::errc::bad_file_descriptor);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "accept returns a connected, non-blocking socket") {
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener, 8) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    std::thread client([addr] {
+        const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(::connect(c, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::send(c, "ping", 4, 0) == 4);
+        char buf[4];
+        REQUIRE(::recv(c, buf, 4, MSG_WAITALL) == 4);
+        ::close(c);
+    });
+    const std::string echoed = corio::run(ctx, [](int lfd) -> task<std::string> {
+        auto conn = co_await corio::accept(lfd);
+        if (!conn) co_return "accept: " + conn.error().message();
+        const int fd = *conn;
+        const int flags = fcntl(fd, F_GETFL);
+        std::string got = co_await recv_string(fd, 4);
+        (void)co_await corio::send(fd, bytes(got));
+        ::close(fd);
+        co_return (flags & O_NONBLOCK) ? got : "blocking";
+    }(listener));
+    client.join();
+    ::close(listener);
+    CHECK(echoed == "ping");
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a cancelled recv returns ECANCELED and loses no data sent afterwards") {
+    socket_pair sp;
+    std::stop_source stop;
+    std::atomic<bool> waiting{false};
+    std::thread canceller([&] {
+        while (!waiting.load()) std::this_thread::yield();
+        std::this_thread::sleep_for(1ms);
+        stop.request_stop();
+    });
+    auto [cancelled, after] = corio::run(
+        ctx,
+        [](int fd, std::stop_token st,
+           std::atomic<bool>& w) -> task<std::pair<std::error_code, std::string>> {
+            char buf[8];
+            w.store(true);
+            auto r = co_await corio::recv(fd, std::as_writable_bytes(std::span(buf)), 0, st);
+            co_return std::pair{r.error(), std::string()};
+        }(sp.b, stop.get_token(), waiting));
+    canceller.join();
+    CHECK(cancelled == std::errc::operation_canceled);
+    REQUIRE(::send(sp.a, "kept", 4, 0) == 4);
+    CHECK(corio::run(ctx, recv_string(sp.b, 4)) == "kept");
+    (void)after;
+}
