@@ -174,7 +174,7 @@ detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int6
                 io_uring_prep_read(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
                                    file_offset(a.offset));
             },
-            [](const io_op::args& a) {
+            [](io_op::args& a) {
                 return detail::syscall_result(a.offset < 0 ? ::read(a.fd, a.buf, a.len)
                                                            : ::pread(a.fd, a.buf, a.len, a.offset));
             },
@@ -188,7 +188,7 @@ detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, s
                 io_uring_prep_write(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
                                     file_offset(a.offset));
             },
-            [](const io_op::args& a) {
+            [](io_op::args& a) {
                 return detail::syscall_result(a.offset < 0
                                                   ? ::write(a.fd, a.buf, a.len)
                                                   : ::pwrite(a.fd, a.buf, a.len, a.offset));
@@ -202,7 +202,7 @@ detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_recv(sqe, a.fd, a.buf, a.len, a.flags);
             },
-            [](const io_op::args& a) {
+            [](io_op::args& a) {
                 return detail::syscall_result(::recv(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
             },
             std::move(stop)};
@@ -216,7 +216,7 @@ detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, in
         [](io_uring_sqe* sqe, const io_op::args& a) {
             io_uring_prep_send(sqe, a.fd, a.buf, a.len, a.flags);
         },
-        [](const io_op::args& a) {
+        [](io_op::args& a) {
             return detail::syscall_result(::send(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
         },
         std::move(stop)};
@@ -227,10 +227,72 @@ detail::io_awaiter<int> accept(int listener, std::stop_token stop) {
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_accept(sqe, a.fd, nullptr, nullptr, a.flags);
             },
-            [](const io_op::args& a) {
+            [](io_op::args& a) {
                 return detail::syscall_result(::accept4(a.fd, nullptr, nullptr, a.flags));
             },
             std::move(stop)};
+}
+
+detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len, std::stop_token stop) {
+    // args: buf = the address, len = its length, flags = 1 once the connect has started.
+    return {io_op::args{fd, const_cast<sockaddr*>(addr), len, 0, 0}, true,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_connect(sqe, a.fd, static_cast<const sockaddr*>(a.buf),
+                                      static_cast<socklen_t>(a.len));
+            },
+            [](io_op::args& a) -> long {
+                if (a.flags == 0) {
+                    const int r = ::connect(a.fd, static_cast<const sockaddr*>(a.buf),
+                                            static_cast<socklen_t>(a.len));
+                    if (r == 0) return 0;
+                    if (errno != EINPROGRESS) return -errno;
+                    a.flags = 1;
+                    return -EAGAIN;  // writable once the handshake is over
+                }
+                int err = 0;
+                socklen_t n = sizeof err;
+                if (::getsockopt(a.fd, SOL_SOCKET, SO_ERROR, &err, &n) < 0) return -errno;
+                return -err;
+            },
+            std::move(stop)};
+}
+
+detail::io_awaiter<int> shutdown(int fd, int how) {
+    return {
+        io_op::args{fd, nullptr, 0, 0, how},
+        true,
+        [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_shutdown(sqe, a.fd, a.flags); },
+        [](io_op::args& a) { return detail::syscall_result(::shutdown(a.fd, a.flags)); },
+        {}};
+}
+
+detail::io_awaiter<int> close(int fd) {
+    return {io_op::args{fd, nullptr, 0, 0, 0},
+            true,
+            [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_close(sqe, a.fd); },
+            [](io_op::args& a) { return detail::syscall_result(::close(a.fd)); },
+            {}};
+}
+
+task<result<std::size_t>> write_all(int fd, std::span<const std::byte> data, std::stop_token stop) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+        auto r = co_await write(fd, data.subspan(done), -1, stop);
+        if (!r) co_return r.error();
+        done += *r;
+    }
+    co_return done;
+}
+
+task<result<std::size_t>> read_exact(int fd, std::span<std::byte> buf, std::stop_token stop) {
+    std::size_t done = 0;
+    while (done < buf.size()) {
+        auto r = co_await read(fd, buf.subspan(done), -1, stop);
+        if (!r) co_return r.error();
+        if (*r == 0) break;  // EOF: the short count says so
+        done += *r;
+    }
+    co_return done;
 }
 
 }  // namespace corio

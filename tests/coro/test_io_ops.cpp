@@ -194,3 +194,74 @@ TEST_CASE_FIXTURE(loop_fixture,
     CHECK(corio::run(ctx, recv_string(sp.b, 4)) == "kept");
     (void)after;
 }
+
+namespace {
+
+// A loopback TCP listener on an ephemeral port.
+struct tcp_listener {
+    int fd = -1;
+    sockaddr_in addr{};
+    tcp_listener() {
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(fd, 16) == 0);
+        socklen_t len = sizeof addr;
+        REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    }
+    ~tcp_listener() { ::close(fd); }
+};
+
+int tcp_socket() {
+    return ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "connect, accept, write_all, read_exact, shutdown and close over TCP") {
+    tcp_listener l;
+    const std::string payload(1 << 20, 'p');  // more than a socket buffer: partial writes
+    auto server = corio::spawn(ctx, [](int lfd, std::size_t n) -> task<std::string> {
+        auto conn = co_await corio::accept(lfd);
+        if (!conn) co_return "accept failed";
+        std::string got(n, '\0');
+        auto r = co_await corio::read_exact(*conn, std::as_writable_bytes(std::span(got)));
+        char extra;
+        auto eof = co_await corio::recv(*conn, std::as_writable_bytes(std::span(&extra, 1)));
+        (void)co_await corio::close(*conn);
+        if (!r || *r != n) co_return "short read";
+        co_return (eof && *eof == 0) ? got.substr(0, 3) + "+eof" : "no eof";
+    }(l.fd, payload.size()));
+    auto client =
+        corio::spawn(ctx, [](sockaddr_in addr, const std::string& data) -> task<std::string> {
+            const int fd = tcp_socket();
+            auto c =
+                co_await corio::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+            if (!c) co_return "connect: " + c.error().message();
+            auto w = co_await corio::write_all(fd, bytes(data));
+            auto s = co_await corio::shutdown(fd, SHUT_WR);
+            auto cl = co_await corio::close(fd);
+            co_return (w && *w == data.size() && s && cl) ? "ok" : "failed";
+        }(l.addr, payload));
+    ctx.run_until([&] { return server.done() && client.done(); });
+    CHECK(client.get() == "ok");
+    CHECK(server.get() == "ppp+eof");
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "connecting to a closed port is ECONNREFUSED, as a value") {
+    sockaddr_in addr{};
+    {
+        tcp_listener l;  // take an ephemeral port, then free it
+        addr = l.addr;
+    }
+    const std::error_code e = corio::run(ctx, [](sockaddr_in a) -> task<std::error_code> {
+        const int fd = tcp_socket();
+        auto c = co_await corio::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+        ::close(fd);
+        co_return c.error();
+    }(addr));
+    CHECK(e == std::errc::connection_refused);
+}

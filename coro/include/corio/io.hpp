@@ -14,7 +14,9 @@
 #include <corio/context.hpp>
 #include <corio/cqe_handler.hpp>
 #include <corio/result.hpp>
+#include <corio/task.hpp>
 
+#include <sys/socket.h>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -74,7 +76,9 @@ public:
         int flags;
     };
     using prep_fn = void (*)(io_uring_sqe* sqe, const args& a);
-    using attempt_fn = long (*)(const args& a);  ///< result, or -errno
+    /// The non-blocking syscall: its result, or -errno (-EAGAIN: wait for readiness, retry).
+    /// May keep state in `a` between attempts (connect: started, then check SO_ERROR).
+    using attempt_fn = long (*)(args& a);
 
     io_op(args a, bool writes, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
         : args_(a), writes_(writes), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
@@ -132,5 +136,20 @@ detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, in
                                      std::stop_token stop = {});
 /// `co_await accept(listener[, stop])` → a connected socket, O_NONBLOCK | O_CLOEXEC.
 detail::io_awaiter<int> accept(int listener, std::stop_token stop = {});
+/// `co_await connect(fd, addr, len[, stop])`: connects a (non-blocking) socket; ECONNREFUSED and
+/// friends are values. `addr` must stay valid until the operation completes.
+detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len,
+                                std::stop_token stop = {});
+/// `co_await shutdown(fd, how)`: SHUT_RD, SHUT_WR or SHUT_RDWR.
+detail::io_awaiter<int> shutdown(int fd, int how);
+/// `co_await close(fd)`: closes `fd` (through io_uring where available).
+detail::io_awaiter<int> close(int fd);
+
+/// Writes all of `data` (looping over partial writes): the byte count, or the first error.
+task<result<std::size_t>> write_all(int fd, std::span<const std::byte> data,
+                                    std::stop_token stop = {});
+/// Reads exactly `buf.size()` bytes (looping over partial reads); a short count means EOF came
+/// first. Errors are returned as such.
+task<result<std::size_t>> read_exact(int fd, std::span<std::byte> buf, std::stop_token stop = {});
 
 }  // namespace corio
