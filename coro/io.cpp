@@ -274,6 +274,14 @@ detail::io_awaiter<int> close(int fd) {
             {}};
 }
 
+detail::io_awaiter<int> nop() {
+    return {io_op::args{-1, nullptr, 0, 0, 0},
+            false,
+            [](io_uring_sqe* sqe, const io_op::args&) { io_uring_prep_nop(sqe); },
+            [](io_op::args&) -> long { return 0; },
+            {}};
+}
+
 task<result<std::size_t>> write_all(int fd, std::span<const std::byte> data, std::stop_token stop) {
     std::size_t done = 0;
     while (done < data.size()) {

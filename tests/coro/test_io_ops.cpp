@@ -3,6 +3,7 @@
 
 #include <corio/io.hpp>
 #include <corio/spawn.hpp>
+#include <corio/timeout.hpp>
 
 #include <doctest/doctest.h>
 
@@ -264,4 +265,34 @@ TEST_CASE_FIXTURE(loop_fixture, "connecting to a closed port is ECONNREFUSED, as
         co_return c.error();
     }(addr));
     CHECK(e == std::errc::connection_refused);
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "with_timeout cancels a recv that takes too long, and keeps later data") {
+    socket_pair sp;
+    const std::error_code e = corio::run(ctx, [](int fd) -> task<std::error_code> {
+        char buf[8];
+        auto r = co_await corio::with_timeout(2ms, [&](std::stop_token st) {
+            return corio::recv(fd, std::as_writable_bytes(std::span(buf)), 0, st);
+        });
+        co_return r.error();
+    }(sp.b));
+    CHECK(e == std::errc::timed_out);
+    REQUIRE(::send(sp.a, "late", 4, 0) == 4);
+    CHECK(corio::run(ctx, recv_string(sp.b, 4)) == "late");
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "with_timeout returns the result of an operation that finishes in time") {
+    socket_pair sp;
+    REQUIRE(::send(sp.a, "fast", 4, 0) == 4);
+    const std::size_t n = corio::run(ctx, [](int fd) -> task<std::size_t> {
+        char buf[8];
+        auto r = co_await corio::with_timeout(1h, [&](std::stop_token st) {
+            return corio::recv(fd, std::as_writable_bytes(std::span(buf)), 0, st);
+        });
+        co_return r ? *r : 0;
+    }(sp.b));
+    CHECK(n == 4);
+    CHECK(ctx.compute_timeout() == -1);  // its timer is gone
 }

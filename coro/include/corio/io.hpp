@@ -145,6 +145,10 @@ detail::io_awaiter<int> shutdown(int fd, int how);
 /// `co_await close(fd)`: closes `fd` (through io_uring where available).
 detail::io_awaiter<int> close(int fd);
 
+/// `co_await nop()`: an io_uring NOP round trip through the loop (0 at once elsewhere); for
+/// measuring the coroutine layer's overhead.
+detail::io_awaiter<int> nop();
+
 /// Writes all of `data` (looping over partial writes): the byte count, or the first error.
 task<result<std::size_t>> write_all(int fd, std::span<const std::byte> data,
                                     std::stop_token stop = {});
