@@ -33,8 +33,15 @@ public:
         check();
         return std::get<0>(std::move(v_));
     }
+    const T& value() const& {
+        check();
+        return std::get<0>(v_);
+    }
     T& operator*() & noexcept { return *std::get_if<0>(&v_); }
+    const T& operator*() const& noexcept { return *std::get_if<0>(&v_); }
+    T&& operator*() && noexcept { return std::move(*std::get_if<0>(&v_)); }
     T* operator->() noexcept { return std::get_if<0>(&v_); }
+    const T* operator->() const noexcept { return std::get_if<0>(&v_); }
 
 private:
     void check() const {
