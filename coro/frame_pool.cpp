@@ -21,17 +21,22 @@ struct free_block {
     free_block* next;
 };
 
-// Set once this thread's cache is destroyed (thread exit): frames freed later, by other
-// thread_local destructors, go straight back to the system allocator.
-thread_local bool cache_gone = false;
-
+// Trivially destructible, so reaching it costs no initialisation guard; the blocks it holds
+// are freed at thread exit by `cleaner`, registered the first time a block is cached.
 struct frame_cache {
-    std::array<free_block*, class_count> heads{};
-    std::array<std::size_t, class_count> counts{};
+    std::array<free_block*, class_count> heads;
+    std::array<std::size_t, class_count> counts;
+    bool cleanup_registered;
+    bool gone;  // the thread is exiting: frames freed now go back to the system allocator
+};
 
-    ~frame_cache() {
-        cache_gone = true;
-        for (free_block* head : heads) {
+// Initial-exec: no __tls_get_addr call per frame when corio is a shared library.
+thread_local frame_cache cache __attribute__((tls_model("initial-exec"))) = {};
+
+struct cleaner {
+    ~cleaner() {
+        cache.gone = true;
+        for (free_block*& head : cache.heads) {
             while (head) {
                 free_block* next = head->next;
                 ::operator delete(head);
@@ -41,7 +46,11 @@ struct frame_cache {
     }
 };
 
-thread_local frame_cache cache;
+void register_cleanup() {
+    static thread_local cleaner c;  // constructed (and its destructor registered) once per thread
+    (void)c;
+    cache.cleanup_registered = true;
+}
 
 std::size_t class_of(std::size_t size) noexcept {
     return (size - 1) / granule;
@@ -53,7 +62,7 @@ void* frame_alloc(std::size_t size) {
     if (size == 0 || size > max_pooled) return ::operator new(size);
     const std::size_t c = class_of(size);
     // Whole-class blocks even when not cached: whichever thread frees it may cache it.
-    if (cache_gone) return ::operator new((c + 1) * granule);
+    if (cache.gone) return ::operator new((c + 1) * granule);
     if (free_block* block = cache.heads[c]) {
         cache.heads[c] = block->next;
         --cache.counts[c];
@@ -63,7 +72,7 @@ void* frame_alloc(std::size_t size) {
 }
 
 void frame_free(void* frame, std::size_t size) noexcept {
-    if (size == 0 || size > max_pooled || cache_gone) {
+    if (size == 0 || size > max_pooled || cache.gone) {
         ::operator delete(frame);
         return;
     }
@@ -72,6 +81,8 @@ void frame_free(void* frame, std::size_t size) noexcept {
         ::operator delete(frame);
         return;
     }
+    if (!cache.cleanup_registered) [[unlikely]]
+        register_cleanup();
     auto* block = static_cast<free_block*>(frame);
     block->next = cache.heads[c];
     cache.heads[c] = block;

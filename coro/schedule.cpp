@@ -14,11 +14,12 @@
 namespace corio::detail {
 namespace {
 
-thread_local co_state* tls_running = nullptr;
+// Initial-exec TLS throughout: these are read on every resumption.
+thread_local co_state* tls_running __attribute__((tls_model("initial-exec"))) = nullptr;
 // The to-do list of the enter() loop active on this thread, and its context: a co_enter for
 // that context from outside any coroutine (an after-suspend action) joins it, not recursing.
-thread_local co_state** tls_todo = nullptr;
-thread_local context* tls_todo_ctx = nullptr;
+thread_local co_state** tls_todo __attribute__((tls_model("initial-exec"))) = nullptr;
+thread_local context* tls_todo_ctx __attribute__((tls_model("initial-exec"))) = nullptr;
 
 [[noreturn]] void misuse_co(const char* what, const char* detail_text) noexcept {
     std::fprintf(stderr, "corio: %s%s\n", what, detail_text);
