@@ -11,20 +11,29 @@
 
 namespace corio {
 
+namespace detail {
+
+// Removes a temporary fd handler, if still registered; `ctx` is null afterwards.
+void remove_temporary_handler(context*& ctx, int fd) noexcept {
+    if (!ctx) return;
+    // The handler may already be gone if the fd was closed while we waited.
+    if (ctx->has_fd_handler(fd)) {
+        try {
+            ctx->remove_fd_handler(fd);
+        } catch (const error&) {
+        }
+    }
+    ctx = nullptr;
+}
+
+}  // namespace detail
+
 wait_ready::~wait_ready() {
     unregister();
 }
 
 void wait_ready::unregister() noexcept {
-    if (!ctx_) return;
-    // The handler may already be gone if the fd was closed while we waited.
-    if (ctx_->has_fd_handler(fd_)) {
-        try {
-            ctx_->remove_fd_handler(fd_);
-        } catch (const error&) {
-        }
-    }
-    ctx_ = nullptr;
+    detail::remove_temporary_handler(ctx_, fd_);
 }
 
 bool wait_ready::await_ready() noexcept {
@@ -71,14 +80,7 @@ io_op::~io_op() {
 }
 
 void io_op::unregister() noexcept {
-    if (!ctx_) return;
-    if (ctx_->has_fd_handler(args_.fd)) {
-        try {
-            ctx_->remove_fd_handler(args_.fd);
-        } catch (const error&) {
-        }
-    }
-    ctx_ = nullptr;
+    remove_temporary_handler(ctx_, args_.fd);
 }
 
 bool io_op::await_ready() noexcept {
