@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cerrno>
+#include <utility>
 
 namespace corio {
 
@@ -88,8 +89,8 @@ bool io_op::await_ready() noexcept {
         result_ = -ECANCELED;
         return true;
     }
-    context* ctx = context::current();
-    if (ctx && !ctx->has_io_uring()) {
+    ctx_ = context::current();  // looked up once; await_suspend uses it
+    if (ctx_ && !ctx_->has_io_uring()) {
         result_ = attempt_(args_);  // the fast path: often no suspension at all
         return result_ != -EAGAIN && result_ != -EWOULDBLOCK;
     }
@@ -98,7 +99,7 @@ bool io_op::await_ready() noexcept {
 
 bool io_op::await_suspend(std::coroutine_handle<> h) {
     co_state* self = require_coroutine("an I/O operation");
-    context& ctx = *context::current();
+    context& ctx = *std::exchange(ctx_, nullptr);  // set again once a handler is registered
     self->resume_point = h;
     if (ctx.has_io_uring()) {
         cb = on_cqe;

@@ -93,6 +93,7 @@ loop::loop(context& o, const context_options& options)
       name(options.name),
       home(&thread_token),
       monitor(make_monitor(options)),
+      io_uring_backend(monitor->has_io_uring()),
       event_fd(open_eventfd()) {
     if (options.polling.max_ns < 0 || options.polling.grow < 0 || options.polling.shrink < 0) {
         close(event_fd);
@@ -456,7 +457,7 @@ void context::advance_manual_clock(std::chrono::nanoseconds delta) noexcept {
 }
 
 bool context::has_io_uring() const noexcept {
-    return loop_->monitor->has_io_uring();
+    return loop_->io_uring_backend;
 }
 
 void context::add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* handler) {

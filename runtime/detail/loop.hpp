@@ -126,6 +126,7 @@ public:
 
     // ---- state -----------------------------------------------------------------------------
     std::unique_ptr<fdmon::monitor> monitor;
+    const bool io_uring_backend;  // monitor->has_io_uring(), read by every I/O awaiter
 
     // Notifier (QEMU's notify_me / notified / event).
     const int event_fd;

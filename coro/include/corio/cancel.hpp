@@ -33,8 +33,9 @@ public:
     /// (through complete()) and the coroutine resumes after both.
     void arm(std::stop_token token, context& home, co_state* co, void* owner,
              void (*undo)(void* owner), bool async_undo = false) {
-        home_ = &home;
         co_ = co;
+        if (!token.stop_possible()) return;  // nothing can cancel: completion is all there is
+        home_ = &home;
         owner_ = owner;
         undo_ = undo;
         async_ = async_undo;
@@ -53,7 +54,7 @@ public:
             }
             co_wake(coroutine(self->co_));
         };
-        if (token.stop_possible()) stop_.emplace(std::move(token), on_stop{this});
+        stop_.emplace(std::move(token), on_stop{this});
     }
 
     /// The operation finished (home thread): true if this call must resume the coroutine.

@@ -104,7 +104,9 @@ private:
     prep_fn prep_;
     attempt_fn attempt_;
     std::stop_token stop_;
-    context* ctx_ = nullptr;  // fallback: where the fd handler is registered, while it is
+    // await_ready → await_suspend: the current context; then (fallback only) where the fd
+    // handler is registered, while it is.
+    context* ctx_ = nullptr;
     long result_ = 0;
 };
 
