@@ -205,6 +205,8 @@ TEST_CASE_FIXTURE(loop_fixture, "stats are readable and printable with fmt") {
     const std::string text = fmt::format("{}", s);
     CHECK(text.find("bh_runs=1") != std::string::npos);
     CHECK(text.find("iterations=1") != std::string::npos);
+    CHECK(text.find("poll_hits=0") != std::string::npos);
+    CHECK(text.find("poll_ns=0") != std::string::npos);
 }
 
 TEST_CASE_FIXTURE(loop_fixture, "has_io_uring tells whether add_sqe is available") {

@@ -244,15 +244,15 @@ context& main_context();
 
 }  // namespace corio
 
-/// "iterations=… backend_waits=… blocking_waits=… wakeups=… bh_runs=… fd_events=… timers_fired=…"
+/// "iterations=… backend_waits=… … timers_fired=… poll_hits=… poll_ns=…": every counter.
 template <>
 struct fmt::formatter<corio::context_stats> : fmt::formatter<std::string_view> {
     template <class FormatContext>
     auto format(const corio::context_stats& s, FormatContext& fc) const {
         return fmt::format_to(fc.out(),
                               "iterations={} backend_waits={} blocking_waits={} wakeups={} "
-                              "bh_runs={} fd_events={} timers_fired={}",
+                              "bh_runs={} fd_events={} timers_fired={} poll_hits={} poll_ns={}",
                               s.iterations, s.backend_waits, s.blocking_waits, s.wakeups, s.bh_runs,
-                              s.fd_events, s.timers_fired);
+                              s.fd_events, s.timers_fired, s.poll_hits, s.poll_ns);
     }
 };
