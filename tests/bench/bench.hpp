@@ -11,9 +11,11 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -32,13 +34,25 @@ double seconds(Body&& body) {
 /// Calls `measure()` `reps` times and returns the median of its results. The median rather
 /// than the mean because the target is a small, shared VM: one descheduled repetition must not
 /// move the result.
+/// The median of `values` (not empty).
+inline double median(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+}
+
 template <class Measure>
 double median_of(int reps, Measure&& measure) {
     std::vector<double> values;
     values.reserve(static_cast<std::size_t>(reps));
     for (int i = 0; i < reps; ++i) values.push_back(measure());
-    std::sort(values.begin(), values.end());
-    return values[values.size() / 2];
+    return median(std::move(values));
+}
+
+/// Reports a benchmark that measured something wrong (a wrong result, an error) and exits 1,
+/// so run.sh fails instead of printing a meaningless number.
+[[noreturn]] inline void fail(std::string_view what) {
+    fmt::print(stderr, "{}: {}\n", program_invocation_short_name, what);
+    std::exit(1);
 }
 
 /// Prints one measurement line. Large values are printed as integers, small ones with three

@@ -53,11 +53,6 @@ constexpr std::uint64_t fiber_round_trips = 10'000'000;
 constexpr int reps = 5;
 constexpr std::string_view unit = "ns";
 
-[[noreturn]] void fail(const std::string& what) {
-    fmt::print(stderr, "bench_coro: {}\n", what);
-    std::exit(1);
-}
-
 // Sum of (i + 1) over i < n: what every lifecycle loop must add up to.
 constexpr std::uint64_t expected_sum(std::uint64_t n) {
     return n * (n + 1) / 2;
@@ -69,11 +64,6 @@ double ns_per_op(std::chrono::steady_clock::time_point start, std::uint64_t ops)
     const std::chrono::duration<double, std::nano> elapsed =
         std::chrono::steady_clock::now() - start;
     return elapsed.count() / static_cast<double>(ops);
-}
-
-double median(std::vector<double> values) {
-    std::sort(values.begin(), values.end());
-    return values[values.size() / 2];
 }
 
 // ---- bare C++20 coroutines: the floor for a frame's life --------------------------------------
@@ -142,7 +132,8 @@ double bare_lifecycle_rep() {
             h.destroy();
         }
     });
-    if (sum != expected_sum(lifecycle_ops)) fail("std: the bare coroutines returned a wrong sum");
+    if (sum != expected_sum(lifecycle_ops))
+        bench::fail("std: the bare coroutines returned a wrong sum");
     return s * 1e9 / static_cast<double>(lifecycle_ops);
 }
 
@@ -159,7 +150,8 @@ corio::task<double> task_lifecycle_rep() {
         sum += static_cast<std::uint64_t>(co_await trivial(static_cast<int>(i)));
     }
     const double ns = ns_per_op(start, lifecycle_ops);
-    if (sum != expected_sum(lifecycle_ops)) fail("corio: the trivial tasks returned a wrong sum");
+    if (sum != expected_sum(lifecycle_ops))
+        bench::fail("corio: the trivial tasks returned a wrong sum");
     co_return ns;
 }
 
@@ -188,8 +180,8 @@ corio::task<double> resume_rep(ping_pong& pp) {
     }
     const double ns = ns_per_op(start, 2 * resume_round_trips);
     if (pp.pongs - pongs_before != resume_round_trips) {
-        fail(fmt::format("corio: {} wake-ups of the ponger in {} round trips",
-                         pp.pongs - pongs_before, resume_round_trips));
+        bench::fail(fmt::format("corio: {} wake-ups of the ponger in {} round trips",
+                                pp.pongs - pongs_before, resume_round_trips));
     }
     co_return ns;
 }
@@ -216,9 +208,9 @@ corio::task<coro_results> driver(corio::context& ctx) {
             pooled_values.push_back(bare_lifecycle_rep<free_list_new>());
         }
         free_list_new::drain();
-        results.task_lifecycle = median(corio_values);
-        results.frame_new = median(new_values);
-        results.frame_pooled = median(pooled_values);
+        results.task_lifecycle = bench::median(corio_values);
+        results.frame_new = bench::median(new_values);
+        results.frame_pooled = bench::median(pooled_values);
     }
 
     ping_pong pp;
@@ -229,7 +221,7 @@ corio::task<coro_results> driver(corio::context& ctx) {
     co_await resume_rep(pp);  // warm-up
     std::vector<double> resume_values;
     for (int i = 0; i < reps; ++i) resume_values.push_back(co_await resume_rep(pp));
-    results.resume = median(resume_values);
+    results.resume = bench::median(resume_values);
     pp.stop = true;
     corio::co_wake(pp.ponger);
     co_await pong;
@@ -251,7 +243,7 @@ double fiber_create_rep() {
             f = std::move(f).resume();  // runs it to completion: `f` comes back empty
         }
     });
-    if (ran != fiber_creates) fail("boost: a fiber did not run");
+    if (ran != fiber_creates) bench::fail("boost: a fiber did not run");
     return s * 1e9 / static_cast<double>(fiber_creates);
 }
 
@@ -271,7 +263,7 @@ double fiber_switch_rep() {
     });
     stop = true;
     f = std::move(f).resume();
-    if (yields != fiber_round_trips + 1) fail("boost: wrong number of fiber switches");
+    if (yields != fiber_round_trips + 1) bench::fail("boost: wrong number of fiber switches");
     return s * 1e9 / static_cast<double>(fiber_round_trips);
 }
 

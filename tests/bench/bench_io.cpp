@@ -38,11 +38,6 @@ constexpr std::uint64_t ops_per_rep = 2'000'000;
 constexpr int reps = 5;
 constexpr std::string_view unit = "ops/s";
 
-[[noreturn]] void fail(const std::string& what) {
-    fmt::print(stderr, "bench_io: {}\n", what);
-    std::exit(1);
-}
-
 corio::task<double> co_await_rep() {
     std::uint64_t failed = 0;
     const auto start = std::chrono::steady_clock::now();
@@ -51,7 +46,7 @@ corio::task<double> co_await_rep() {
         if (!r || *r != 0) ++failed;
     }
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    if (failed != 0) fail(fmt::format("co_await: {} NOPs completed with an error", failed));
+    if (failed != 0) bench::fail(fmt::format("co_await: {} NOPs completed with an error", failed));
     co_return static_cast<double>(ops_per_rep) / elapsed.count();
 }
 
@@ -82,7 +77,7 @@ double callback_rep(corio::context& ctx) {
         while (chain.completed < ops_per_rep) ctx.poll(true);
     });
     if (chain.failed != 0) {
-        fail(fmt::format("callback: {} NOPs completed with an error", chain.failed));
+        bench::fail(fmt::format("callback: {} NOPs completed with an error", chain.failed));
     }
     return static_cast<double>(chain.completed) / s;
 }
@@ -108,11 +103,6 @@ struct loop_work {
                            static_cast<double>(backend_waits) / ops);
     }
 };
-
-double median(std::vector<double> values) {
-    std::sort(values.begin(), values.end());
-    return values[values.size() / 2];
-}
 
 }  // namespace
 
@@ -145,8 +135,8 @@ int main() {
             co_await_work.count(*ctx, [&] { return corio::run(*ctx, co_await_rep()); }));
         callback_values.push_back(callback_work.count(*ctx, [&] { return callback_rep(*ctx); }));
     }
-    const double co_await_ops = median(co_await_values);
-    const double callback_ops = median(callback_values);
+    const double co_await_ops = bench::median(co_await_values);
+    const double callback_ops = bench::median(callback_values);
     bench::report("io", "corio-co_await_nop", co_await_ops, unit);
     bench::report("io", "corio-callback_nop", callback_ops, unit);
     bench::note("bench=io coroutine overhead: callback/co_await - 1 = {:.1f}% (target <= 10%)",

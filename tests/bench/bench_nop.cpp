@@ -37,11 +37,6 @@ constexpr std::uint64_t ops_per_rep = 1 << 20;  // a multiple of every batch siz
 constexpr int reps = 5;
 constexpr std::string_view unit = "ops/s";
 
-[[noreturn]] void fail(const std::string& what) {
-    fmt::print(stderr, "bench_nop: {}\n", what);
-    std::exit(1);
-}
-
 void prep_nop(io_uring_sqe* sqe, void* /*opaque*/) {
     io_uring_prep_nop(sqe);
 }
@@ -74,7 +69,7 @@ double corio_rep(corio::context& ctx, unsigned batch) {
             while (completed < target) ctx.poll(true);
         }
     });
-    if (failed != 0) fail(fmt::format("corio: {} NOPs completed with an error", failed));
+    if (failed != 0) bench::fail(fmt::format("corio: {} NOPs completed with an error", failed));
     return static_cast<double>(completed) / s;
 }
 
@@ -89,7 +84,8 @@ double liburing_rep(io_uring& ring, unsigned batch) {
                 io_uring_sqe_set_data64(sqe, i);
             }
             const int rc = io_uring_submit_and_wait(&ring, batch);
-            if (rc < 0) fail(fmt::format("io_uring_submit_and_wait: {}", std::strerror(-rc)));
+            if (rc < 0)
+                bench::fail(fmt::format("io_uring_submit_and_wait: {}", std::strerror(-rc)));
             unsigned head;
             unsigned seen = 0;
             io_uring_cqe* cqe;
@@ -101,7 +97,7 @@ double liburing_rep(io_uring& ring, unsigned batch) {
             completed += seen;
         }
     });
-    if (failed != 0) fail(fmt::format("liburing: {} NOPs completed with an error", failed));
+    if (failed != 0) bench::fail(fmt::format("liburing: {} NOPs completed with an error", failed));
     return static_cast<double>(completed) / s;
 }
 
@@ -129,13 +125,6 @@ struct raw_ring {
     raw_ring(const raw_ring&) = delete;
     raw_ring& operator=(const raw_ring&) = delete;
 };
-
-// The repetitions of the two systems are interleaved, so bench::median_of (which runs them
-// back to back) does not fit; this is its median step alone.
-double median(std::vector<double> values) {
-    std::sort(values.begin(), values.end());
-    return values[values.size() / 2];
-}
 
 std::string flag_names(unsigned flags) {
     if (flags == 0) return "0";
@@ -192,9 +181,9 @@ int main() {
             regfd_values.push_back(liburing_rep(raw_regfd.ring, batch));
         }
         const corio::context_stats after = ctx->stats();
-        const double corio_ops = median(corio_values);
-        const double liburing_ops = median(liburing_values);
-        const double regfd_ops = median(regfd_values);
+        const double corio_ops = bench::median(corio_values);
+        const double liburing_ops = bench::median(liburing_values);
+        const double regfd_ops = bench::median(regfd_values);
         bench::report("nop", fmt::format("corio-batch{}", batch), corio_ops, unit);
         bench::report("nop", fmt::format("liburing-batch{}", batch), liburing_ops, unit);
         bench::report("nop", fmt::format("liburing_regfd-batch{}", batch), regfd_ops, unit);

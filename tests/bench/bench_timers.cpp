@@ -58,11 +58,6 @@ struct deadlines {
     }
 };
 
-[[noreturn]] void fail(const char* what) {
-    fmt::print(stderr, "bench_timers: {}\n", what);
-    std::exit(1);
-}
-
 double ns_per(double s, std::size_t ops) {
     return s * 1e9 / static_cast<double>(ops);
 }
@@ -88,7 +83,8 @@ void run_corio(const deadlines& table) {
         });
         return ns_per(s, ops_per_rep);
     });
-    if (fired != 0 || extra.pending()) fail("corio: a far-future timer fired or stayed armed");
+    if (fired != 0 || extra.pending())
+        bench::fail("corio: a far-future timer fired or stayed armed");
     bench::report("timers", "corio-arm_cancel", arm_cancel, "ns/op");
 
     const double arm_fire = bench::median_of(fire_reps, [&] {
@@ -131,7 +127,8 @@ void run_asio(const deadlines& table) {
         });
         return ns_per(s, ops_per_rep);
     });
-    if (fired != 0 || aborted != ops_per_rep * reps) fail("asio: unexpected handler outcome");
+    if (fired != 0 || aborted != ops_per_rep * reps)
+        bench::fail("asio: unexpected handler outcome");
     bench::report("timers", "asio-arm_cancel", arm_cancel, "ns/op");
 
     // Cancel the far-future waits and run their aborted handlers first, so that the timed run()
@@ -149,7 +146,7 @@ void run_asio(const deadlines& table) {
         }
         const double s = bench::seconds([&] { ioc.run(); });
         ioc.restart();
-        if (fired != live_timers) fail("asio: not every expired timer fired");
+        if (fired != live_timers) bench::fail("asio: not every expired timer fired");
         return ns_per(s, live_timers);
     });
     bench::report("timers", "asio-arm_fire", arm_fire, "ns/op");
