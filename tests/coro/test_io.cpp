@@ -69,19 +69,13 @@ TEST_CASE_FIXTURE(
     loop_fixture,
     "a readiness wait cancelled from another thread returns ECANCELED and unregisters") {
     test_pipe p;
-    std::stop_source stop;
-    std::atomic<bool> waiting{false};
-    std::thread canceller([&] {
-        while (!waiting.load()) std::this_thread::yield();
-        std::this_thread::sleep_for(1ms);
-        stop.request_stop();
-    });
+    corio::test::remote_stop stop;
     const result<void> r =
         corio::run(ctx, [](int fd, std::stop_token st, std::atomic<bool>& w) -> task<result<void>> {
             w.store(true);
             co_return co_await corio::wait_readable(fd, st);
-        }(p.rd, stop.get_token(), waiting));
-    canceller.join();
+        }(p.rd, stop.token(), stop.armed));
+    stop.join();
     CHECK(r.error() == std::errc::operation_canceled);
     CHECK_FALSE(ctx.has_fd_handler(p.rd));
     p.put();  // a late event reaches nobody

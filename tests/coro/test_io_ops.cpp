@@ -173,13 +173,7 @@ TEST_CASE_FIXTURE(loop_fixture, "accept returns a connected, non-blocking socket
 TEST_CASE_FIXTURE(loop_fixture,
                   "a cancelled recv returns ECANCELED and loses no data sent afterwards") {
     socket_pair sp;
-    std::stop_source stop;
-    std::atomic<bool> waiting{false};
-    std::thread canceller([&] {
-        while (!waiting.load()) std::this_thread::yield();
-        std::this_thread::sleep_for(1ms);
-        stop.request_stop();
-    });
+    corio::test::remote_stop stop;
     auto [cancelled, after] = corio::run(
         ctx,
         [](int fd, std::stop_token st,
@@ -188,8 +182,8 @@ TEST_CASE_FIXTURE(loop_fixture,
             w.store(true);
             auto r = co_await corio::recv(fd, std::as_writable_bytes(std::span(buf)), 0, st);
             co_return std::pair{r.error(), std::string()};
-        }(sp.b, stop.get_token(), waiting));
-    canceller.join();
+        }(sp.b, stop.token(), stop.armed));
+    stop.join();
     CHECK(cancelled == std::errc::operation_canceled);
     REQUIRE(::send(sp.a, "kept", 4, 0) == 4);
     CHECK(corio::run(ctx, recv_string(sp.b, 4)) == "kept");

@@ -213,20 +213,14 @@ TEST_CASE_FIXTURE(loop_fixture, "sleep_for on the monotonic clock sleeps at leas
 }
 
 TEST_CASE_FIXTURE(loop_fixture, "a sleep cancelled from another thread resumes with ECANCELED") {
-    std::stop_source stop;
-    std::atomic<bool> sleeping{false};
-    std::thread canceller([&] {
-        while (!sleeping.load()) std::this_thread::yield();
-        std::this_thread::sleep_for(1ms);
-        stop.request_stop();
-    });
+    corio::test::remote_stop stop;
     const auto start = std::chrono::steady_clock::now();
     const corio::result<void> r =
         corio::run(ctx, [](std::stop_token st, std::atomic<bool>& s) -> task<corio::result<void>> {
             s.store(true);
             co_return co_await corio::sleep_for(1h, st);
-        }(stop.get_token(), sleeping));
-    canceller.join();
+        }(stop.token(), stop.armed));
+    stop.join();
     CHECK(r.error() == std::errc::operation_canceled);
     CHECK(std::chrono::steady_clock::now() - start < 1min);
     CHECK(ctx.compute_timeout() == -1);  // the timer was cancelled, not left armed

@@ -37,6 +37,13 @@ void test_pipe::close_write() {
     if (wr >= 0) close(std::exchange(wr, -1));
 }
 
+remote_stop::remote_stop()
+    : thread_([this] {
+          while (!armed.load()) std::this_thread::yield();
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          source_.request_stop();
+      }) {}
+
 std::pair<int, std::string> run_in_child(void (*fn)()) {
     int err[2];
     if (pipe2(err, O_CLOEXEC) < 0) throw std::runtime_error("pipe2");

@@ -5,11 +5,13 @@
 #include <corio/context.hpp>
 
 #include <unistd.h>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <utility>
@@ -70,6 +72,27 @@ struct test_pipe {
         close_read();
         close_write();
     }
+};
+
+/// Requests a stop from another thread 1 ms after the code under test sets `armed` (just before
+/// it starts the operation to be cancelled).
+class remote_stop {
+public:
+    std::atomic<bool> armed{false};
+
+    remote_stop();
+    ~remote_stop() { join(); }
+    remote_stop(const remote_stop&) = delete;
+    remote_stop& operator=(const remote_stop&) = delete;
+
+    std::stop_token token() const noexcept { return source_.get_token(); }
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+
+private:
+    std::stop_source source_;
+    std::thread thread_;
 };
 
 /// Runs `fn` in a forked child; returns its exit status (128 + signal if killed) and stderr.
