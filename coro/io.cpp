@@ -38,7 +38,7 @@ void wait_ready::unregister() noexcept {
 }
 
 bool wait_ready::await_ready() noexcept {
-    if (stop_.stop_requested()) {
+    if (stop_.stop_requested() || detail::coroutine_stop_requested()) {
         early_error_ = ECANCELED;
         return true;
     }
@@ -85,7 +85,8 @@ void io_op::unregister() noexcept {
 }
 
 bool io_op::await_ready() noexcept {
-    if (stop_.stop_requested()) {
+    // An operation started after a stop request is not attempted (on every backend alike).
+    if (stop_.stop_requested() || coroutine_stop_requested()) {
         result_ = -ECANCELED;
         return true;
     }

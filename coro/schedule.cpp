@@ -46,6 +46,10 @@ co_state* require_coroutine(const char* what) noexcept {
     return tls_running;
 }
 
+bool coroutine_stop_requested() noexcept {
+    return tls_running && tls_running->stop.stop_requested();
+}
+
 void enter(context& ctx, co_state* first) {
     co_state* todo = first;
     first->wake_next = nullptr;
@@ -97,6 +101,11 @@ void enter(context& ctx, co_state* first) {
 }  // namespace corio::detail
 
 namespace corio {
+
+std::stop_token current_stop_token() noexcept {
+    detail::co_state* co = detail::current_coroutine();
+    return co ? co->stop : std::stop_token{};
+}
 
 void co_schedule(context& ctx, coroutine co) {
     detail::co_state* s = co.state();

@@ -6,7 +6,7 @@
 namespace corio {
 
 bool sleep_until::await_ready() noexcept {
-    if (stop_.stop_requested()) {
+    if (stop_.stop_requested() || detail::coroutine_stop_requested()) {
         cancelled_early_ = true;
         return true;
     }

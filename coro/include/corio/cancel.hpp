@@ -31,10 +31,13 @@ public:
     /// requested): the work item then runs after the coroutine has suspended.
     /// `async_undo`: the undo only requests cancellation; the operation's completion still comes
     /// (through complete()) and the coroutine resumes after both.
+    /// The coroutine's own stop token (co_state::stop) cancels the operation as `token` does.
     void arm(std::stop_token token, context& home, co_state* co, void* owner,
              void (*undo)(void* owner), bool async_undo = false) {
         co_ = co;
-        if (!token.stop_possible()) return;  // nothing can cancel: completion is all there is
+        const bool own = token.stop_possible();
+        const bool inherited = co->stop.stop_possible();
+        if (!own && !inherited) return;  // nothing can cancel: completion is all there is
         home_ = &home;
         owner_ = owner;
         undo_ = undo;
@@ -54,7 +57,10 @@ public:
             }
             co_wake(coroutine(self->co_));
         };
-        stop_.emplace(std::move(token), on_stop{this});
+        // Either callback may run at once (stop already requested); the second one then finds
+        // the state taken and does nothing.
+        if (own) stop_.emplace(std::move(token), on_stop{this});
+        if (inherited) inherited_stop_.emplace(co->stop, on_stop{this});
     }
 
     /// The operation finished (home thread): true if this call must resume the coroutine.
@@ -71,6 +77,7 @@ public:
     /// for one running concurrently, as std::stop_callback's destructor does).
     bool finish() noexcept {
         stop_.reset();
+        inherited_stop_.reset();
         return cancelled_;
     }
 
@@ -104,6 +111,7 @@ private:
     void* owner_ = nullptr;
     void (*undo_)(void*) = nullptr;
     std::optional<std::stop_callback<on_stop>> stop_;
+    std::optional<std::stop_callback<on_stop>> inherited_stop_;
 };
 
 }  // namespace corio::detail

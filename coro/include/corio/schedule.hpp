@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <coroutine>
+#include <stop_token>
 
 namespace corio {
 
@@ -31,6 +32,9 @@ struct co_state {
     co_state* wake_head = nullptr;  // coroutines it woke on its own context (J2)
     co_state* wake_tail = nullptr;
     co_state* wake_next = nullptr;
+    // The coroutine's own cancellation (spawn's stop_token): every corio operation it awaits is
+    // cancelled by it as by the operation's own token.
+    std::stop_token stop;
     bool running = false;
     bool finished = false;
 };
@@ -39,11 +43,18 @@ struct co_state {
 co_state* current_coroutine() noexcept;
 /// The running coroutine, aborting with a message naming `what` if there is none.
 co_state* require_coroutine(const char* what) noexcept;
+/// Whether the running coroutine's own stop token (co_state::stop) has a stop request.
+bool coroutine_stop_requested() noexcept;
 /// Runs `co` on `ctx` (the calling thread must be its home thread) until it suspends or ends,
 /// then the coroutines it woke, iteratively.
 void enter(context& ctx, co_state* co);
 
 }  // namespace detail
+
+/// The stop token of the running coroutine (given to spawn; when_all and when_any pass theirs
+/// to the tasks they start), or an empty one outside a coroutine. Every corio awaitable already
+/// honours it; this is for code that wants to check it or hand it on.
+std::stop_token current_stop_token() noexcept;
 
 /// A handle to a suspended coroutine, obtained from `suspend`. Copyable; it names the
 /// coroutine, not one suspension: each wake must match one suspension.

@@ -9,6 +9,7 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <stop_token>
 #include <utility>
 
 namespace corio {
@@ -206,12 +207,16 @@ private:
 /// reschedule_self), and its result is delivered through the returned handle. Any thread may spawn
 /// onto any context. Allocates the shared state and one one-shot BH. If `ctx` is destroyed before
 /// the task finishes, the task is destroyed without completing and a joiner is not woken. `name`
-/// must outlive the task (a string literal).
+/// must outlive the task (a string literal). `stop` is the task's own cancellation: a stop request
+/// cancels whatever corio operation it is awaiting (and any later one) with ECANCELED, as if
+/// the operation had been given the token itself (current_stop_token() returns it).
 template <class T>
-join_handle<T> spawn(context& ctx, task<T> body, const char* name = "task") {
+join_handle<T> spawn(context& ctx, task<T> body, const char* name = "task",
+                     std::stop_token stop = {}) {
     if (!body.valid()) detail::misuse("spawn() of an empty task");
     auto* state = new detail::join_state<T>(name);
     detail::root_coroutine root = detail::run_root<T>(std::move(body), detail::state_ref<T>(state));
+    root.handle.promise().co.stop = std::move(stop);
     ctx.post(detail::root_starter(ctx, root.handle), name);
     return join_handle<T>(state);
 }
