@@ -53,7 +53,7 @@ bool wait_ready::await_suspend(std::coroutine_handle<> h) {
     auto fire = [](void* me) {
         auto* w = static_cast<wait_ready*>(me);
         w->unregister();  // one-shot: the coroutine re-waits if it needs to
-        if (w->cancel_.complete()) co_wake(coroutine(w->cancel_.coroutine_state()));
+        if (w->cancel_.complete()) detail::wake_local(w->cancel_.coroutine_state());
     };
     (dir_ == direction::read ? cb.read : cb.write) = fire;
     try {
@@ -76,33 +76,22 @@ result<void> wait_ready::await_resume() noexcept {
 
 namespace detail {
 
-io_op::~io_op() {
-    unregister();
-}
-
 void io_op::unregister() noexcept {
     remove_temporary_handler(ctx_, args_.fd);
 }
 
-bool io_op::await_ready() noexcept {
-    // An operation started after a stop request is not attempted (on every backend alike).
-    if (stop_.stop_requested() || coroutine_stop_requested()) {
-        result_ = -ECANCELED;
-        return true;
-    }
-    ctx_ = context::current();  // looked up once; await_suspend uses it
-    if (ctx_ && !ctx_->has_io_uring()) {
-        result_ = attempt_(args_);  // the fast path: often no suspension at all
-        return result_ != -EAGAIN && result_ != -EWOULDBLOCK;
-    }
-    return false;
-}
-
 bool io_op::await_suspend(std::coroutine_handle<> h) {
+    // Everything happens here rather than in await_ready: the coroutine's state gives the
+    // context it runs on, and returning false continues it at once (no suspension).
     co_state* self = require_coroutine("an I/O operation");
-    context& ctx = *std::exchange(ctx_, nullptr);  // set again once a handler is registered
-    self->resume_point = h;
+    // An operation started after a stop request is not attempted (on every backend alike).
+    if (stop_.stop_requested() || self->stop.stop_requested()) {
+        result_ = -ECANCELED;
+        return false;
+    }
+    context& ctx = *self->ctx.load(std::memory_order_relaxed);  // where it runs now
     if (ctx.has_io_uring()) {
+        self->resume_point = h;
         cb = on_cqe;
         ctx.add_sqe(
             [](io_uring_sqe* sqe, void* op) {
@@ -119,6 +108,9 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
             true);
         return true;
     }
+    result_ = attempt_(args_);  // the fast path: often no suspension at all
+    if (result_ != -EAGAIN && result_ != -EWOULDBLOCK) return false;
+    self->resume_point = h;
     fd_callbacks callbacks;
     (writes_ ? callbacks.write : callbacks.read) = on_ready;
     try {
@@ -136,7 +128,8 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
 void io_op::on_cqe(cqe_handler* h) {
     auto* me = static_cast<io_op*>(h);
     me->result_ = h->res;
-    if (me->cancel_.complete()) co_wake(coroutine(me->cancel_.coroutine_state()));
+    // Dispatched by the loop of the context the coroutine suspended on, on its home thread.
+    if (me->cancel_.complete()) wake_local(me->cancel_.coroutine_state());
 }
 
 void io_op::on_ready(void* op) {
@@ -145,14 +138,7 @@ void io_op::on_ready(void* op) {
     if (r == -EAGAIN || r == -EWOULDBLOCK) return;  // spurious: stay registered
     me->unregister();
     me->result_ = r;
-    if (me->cancel_.complete()) co_wake(coroutine(me->cancel_.coroutine_state()));
-}
-
-long io_op::finish() noexcept {
-    const bool stopped = cancel_.finish();
-    // With io_uring (cb set) the CQE's own result says ECANCELED if the cancel was in time.
-    if (stopped && !cb) return -ECANCELED;
-    return result_;
+    if (me->cancel_.complete()) wake_local(me->cancel_.coroutine_state());
 }
 
 long syscall_result(long r) noexcept {

@@ -98,6 +98,37 @@ void enter(context& ctx, co_state* first) {
     }
 }
 
+namespace {
+
+// co_enter once `ctx` is known to be the current context (QEMU's J3): after the running
+// coroutine suspends if there is one on `ctx`, next in the active enter() loop if there is one,
+// else now.
+void enter_here(context& ctx, co_state* co) {
+    if (co_state* self = tls_running) {
+        if (self->ctx.load(std::memory_order_relaxed) != &ctx) {
+            co_schedule(ctx, coroutine(co));  // a loop nested in a coroutine of another context
+            return;
+        }
+        if (self == co) misuse_co("a coroutine cannot wake or enter itself", "");
+        co->wake_next = nullptr;
+        (self->wake_tail ? self->wake_tail->wake_next : self->wake_head) = co;
+        self->wake_tail = co;
+        return;
+    }
+    if (tls_todo && tls_todo_ctx == &ctx) {
+        co->wake_next = *tls_todo;  // runs next, iteratively
+        *tls_todo = co;
+        return;
+    }
+    enter(ctx, co);
+}
+
+}  // namespace
+
+void wake_local(co_state* co) {
+    enter_here(*co->ctx.load(std::memory_order_relaxed), co);
+}
+
 }  // namespace corio::detail
 
 namespace corio {
@@ -123,20 +154,7 @@ void co_enter(context& ctx, coroutine co) {
         co_schedule(ctx, co);
         return;
     }
-    detail::co_state* s = co.state();
-    if (detail::co_state* self = detail::current_coroutine()) {
-        if (s == self) detail::misuse_co("a coroutine cannot wake or enter itself", "");
-        s->wake_next = nullptr;
-        (self->wake_tail ? self->wake_tail->wake_next : self->wake_head) = s;
-        self->wake_tail = s;
-        return;
-    }
-    if (detail::tls_todo && detail::tls_todo_ctx == &ctx) {
-        s->wake_next = *detail::tls_todo;  // runs next, iteratively
-        *detail::tls_todo = s;
-        return;
-    }
-    detail::enter(ctx, s);
+    detail::enter_here(ctx, co.state());
 }
 
 void co_wake(coroutine co) {

@@ -32,12 +32,41 @@ public:
     /// `async_undo`: the undo only requests cancellation; the operation's completion still comes
     /// (through complete()) and the coroutine resumes after both.
     /// The coroutine's own stop token (co_state::stop) cancels the operation as `token` does.
-    void arm(std::stop_token token, context& home, co_state* co, void* owner,
+    void arm(std::stop_token&& token, context& home, co_state* co, void* owner,
              void (*undo)(void* owner), bool async_undo = false) {
         co_ = co;
+        // Nothing can cancel: completion is all there is (the common case, kept inline).
+        if (!token.stop_possible() && !co->stop.stop_possible()) return;
+        arm_slow(std::move(token), home, owner, undo, async_undo);
+    }
+
+    /// The operation finished (home thread): true if this call must resume the coroutine.
+    bool complete() noexcept {
+        if (!armed_) return true;
+        int expected = waiting;
+        if (state_.compare_exchange_strong(expected, done, std::memory_order_acq_rel)) return true;
+        if (!async_) return false;  // a stop request won: its item resumes
+        op_done_ = true;
+        return undo_pending_;  // the item ran first: resume now; else the item will
+    }
+
+    /// After resumption: whether a stop request was processed (with async undo the operation's
+    /// own result says whether the cancel was in time). Unregisters the stop callbacks (waiting
+    /// for one running concurrently, as std::stop_callback's destructor does).
+    bool finish() noexcept {
+        if (!armed_) return false;
+        stop_.reset();
+        inherited_stop_.reset();
+        return cancelled_;
+    }
+
+    co_state* coroutine_state() const noexcept { return co_; }
+
+private:
+    void arm_slow(std::stop_token token, context& home, void* owner, void (*undo)(void* owner),
+                  bool async_undo) {
         const bool own = token.stop_possible();
-        const bool inherited = co->stop.stop_possible();
-        if (!own && !inherited) return;  // nothing can cancel: completion is all there is
+        armed_ = true;
         home_ = &home;
         owner_ = owner;
         undo_ = undo;
@@ -55,35 +84,14 @@ public:
             } else {
                 self->undo_(self->owner_);
             }
-            co_wake(coroutine(self->co_));
+            wake_local(self->co_);
         };
         // Either callback may run at once (stop already requested); the second one then finds
         // the state taken and does nothing.
         if (own) stop_.emplace(std::move(token), on_stop{this});
-        if (inherited) inherited_stop_.emplace(co->stop, on_stop{this});
+        if (co_->stop.stop_possible()) inherited_stop_.emplace(co_->stop, on_stop{this});
     }
 
-    /// The operation finished (home thread): true if this call must resume the coroutine.
-    bool complete() noexcept {
-        int expected = waiting;
-        if (state_.compare_exchange_strong(expected, done, std::memory_order_acq_rel)) return true;
-        if (!async_) return false;  // a stop request won: its item resumes
-        op_done_ = true;
-        return undo_pending_;  // the item ran first: resume now; else the item will
-    }
-
-    /// After resumption: whether a stop request was processed (with async undo the operation's
-    /// own result says whether the cancel was in time). Unregisters the stop callback (waiting
-    /// for one running concurrently, as std::stop_callback's destructor does).
-    bool finish() noexcept {
-        stop_.reset();
-        inherited_stop_.reset();
-        return cancelled_;
-    }
-
-    co_state* coroutine_state() const noexcept { return co_; }
-
-private:
     struct on_stop {
         cancel_point* self;
         void operator()() const noexcept {
@@ -102,6 +110,7 @@ private:
 
     tagged_item item_;
     std::atomic<int> state_{waiting};
+    bool armed_ = false;  // a stop request can reach this operation
     bool cancelled_ = false;
     bool async_ = false;
     bool op_done_ = false;       // async: the completion came while cancelling

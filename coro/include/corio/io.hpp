@@ -17,6 +17,7 @@
 #include <corio/task.hpp>
 
 #include <sys/socket.h>
+#include <cerrno>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -82,16 +83,23 @@ public:
 
     io_op(args a, bool writes, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
         : args_(a), writes_(writes), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
-    ~io_op();
+    ~io_op() {
+        if (ctx_) unregister();
+    }
     io_op(const io_op&) = delete;
     io_op& operator=(const io_op&) = delete;
 
-    bool await_ready() noexcept;
+    bool await_ready() const noexcept { return false; }  // await_suspend decides
     bool await_suspend(std::coroutine_handle<> h);
 
 protected:
     /// After resumption: the result, or -errno.
-    long finish() noexcept;
+    long finish() noexcept {
+        const bool stopped = cancel_.finish();
+        // With io_uring (cb set) the CQE's own result says ECANCELED if the cancel was in time.
+        if (stopped && !cb) return -ECANCELED;
+        return result_;
+    }
 
 private:
     static void on_cqe(cqe_handler* self);
@@ -104,9 +112,7 @@ private:
     prep_fn prep_;
     attempt_fn attempt_;
     std::stop_token stop_;
-    // await_ready → await_suspend: the current context; then (fallback only) where the fd
-    // handler is registered, while it is.
-    context* ctx_ = nullptr;
+    context* ctx_ = nullptr;  // fallback only: where the fd handler is registered, while it is
     long result_ = 0;
 };
 

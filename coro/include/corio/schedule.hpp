@@ -45,6 +45,9 @@ co_state* current_coroutine() noexcept;
 co_state* require_coroutine(const char* what) noexcept;
 /// Whether the running coroutine's own stop token (co_state::stop) has a stop request.
 bool coroutine_stop_requested() noexcept;
+/// co_wake for a coroutine suspended on the context whose loop runs on this thread right now
+/// (a completion dispatched by that loop): the same rules, without looking the context up.
+void wake_local(co_state* co);
 /// Runs `co` on `ctx` (the calling thread must be its home thread) until it suspends or ends,
 /// then the coroutines it woke, iteratively.
 void enter(context& ctx, co_state* co);
