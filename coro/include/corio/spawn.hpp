@@ -135,7 +135,7 @@ struct root_starter {
 /// rethrows its exception. An exception that no joiner takes is reported on stderr with the
 /// task's name when the last reference goes, never silently lost.
 template <class T>
-class [[nodiscard]] join_handle {
+class join_handle {
 public:
     join_handle() noexcept = default;
     explicit join_handle(detail::join_state<T>* s) noexcept : state_(s) {}
