@@ -350,6 +350,12 @@ context::~context() {
     if (loop_->depth != 0) loop_->fatal("destroyed from inside its own poll()");
 }
 
+thread_pool& context::pool() {
+    loop_->assert_home("context::pool");
+    if (!pool_) pool_.reset(new thread_pool(*this));
+    return *pool_;
+}
+
 const std::string& context::name() const noexcept {
     return loop_->name;
 }

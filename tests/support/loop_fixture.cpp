@@ -76,4 +76,8 @@ std::string abort_message_of(void (*fn)()) {
     return "child did not abort (status " + std::to_string(status) + "): " + out;
 }
 
+std::stop_source new_stop_source() {
+    return std::stop_source();
+}
+
 }  // namespace corio::test

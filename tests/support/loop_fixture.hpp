@@ -95,6 +95,11 @@ private:
     std::thread thread_;
 };
 
+/// A fresh std::stop_source, constructed out of line: GCC 12 with ASan inlines the constructor
+/// (which passes `*this` to a helper) into some test bodies and then warns, wrongly, that the
+/// source may be used uninitialized.
+std::stop_source new_stop_source();
+
 /// Runs `fn` in a forked child; returns its exit status (128 + signal if killed) and stderr.
 std::pair<int, std::string> run_in_child(void (*fn)());
 

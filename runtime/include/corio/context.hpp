@@ -17,6 +17,7 @@
 #include <corio/callback.hpp>
 #include <corio/cqe_handler.hpp>
 #include <corio/event_notifier.hpp>
+#include <corio/thread_pool.hpp>
 #include <corio/timer.hpp>
 #include <corio/work_item.hpp>
 
@@ -227,6 +228,9 @@ public:
         detail::loop* loop_;
     };
 
+    /// This context's thread pool, created on first use (home thread; see thread_pool.hpp).
+    thread_pool& pool();
+
     /// A snapshot of the counters.
     context_stats stats() const noexcept;
 
@@ -237,6 +241,7 @@ public:
 private:
     friend class timer;
     std::unique_ptr<detail::loop> loop_;
+    std::unique_ptr<thread_pool> pool_;  // destroyed first: its workers post to the loop
 };
 
 /// The main thread's default context, created on first use (which must be on the main thread).

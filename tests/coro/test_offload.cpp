@@ -1,0 +1,166 @@
+// co_await offload(fn): blocking work on the context's thread pool, the coroutine continuing on
+// its own context with the value, the exception, or ECANCELED.
+#include "support/loop_fixture.hpp"
+
+#include <corio/offload.hpp>
+#include <corio/spawn.hpp>
+#include <corio/timeout.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+using corio::context;
+using corio::result;
+using corio::task;
+using corio::test::loop_fixture;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct gate {
+    std::atomic<bool> open{false};
+    std::atomic<int> waiting{0};
+    void wait() {
+        waiting.fetch_add(1);
+        while (!open.load()) std::this_thread::sleep_for(100us);
+    }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(loop_fixture, "offload runs on a worker and continues on the context") {
+    const auto home = std::this_thread::get_id();
+    auto [value, worker, after] =
+        corio::run(ctx, []() -> task<std::tuple<int, std::thread::id, std::thread::id>> {
+            std::thread::id on;
+            result<int> r = co_await corio::offload([&] {
+                on = std::this_thread::get_id();
+                return 6 * 7;
+            });
+            co_return std::tuple{r.value(), on, std::this_thread::get_id()};
+        }());
+    CHECK(value == 42);
+    CHECK(worker != home);
+    CHECK(after == home);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "offload of void work and of a move-only value") {
+    const std::string s = corio::run(ctx, []() -> task<std::string> {
+        bool ran = false;
+        result<void> v = co_await corio::offload([&] { ran = true; });
+        CHECK(v.ok());
+        CHECK(ran);
+        result<std::unique_ptr<std::string>> p =
+            co_await corio::offload([] { return std::make_unique<std::string>("moved"); });
+        co_return **p;
+    }());
+    CHECK(s == "moved");
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "an exception thrown by the work is rethrown at co_await") {
+    const std::string what = corio::run(ctx, []() -> task<std::string> {
+        try {
+            (void)co_await corio::offload(
+                []() -> int { throw std::runtime_error("offload failed"); });
+        } catch (const std::runtime_error& e) {
+            co_return e.what();
+        }
+        co_return "no exception";
+    }());
+    CHECK(what == "offload failed");
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a stop request while queued: ECANCELED and the work never runs") {
+    ctx.pool().set_limits(0, 1);
+    gate g;
+    std::atomic<bool> second_ran{false};
+    std::stop_source stop = corio::test::new_stop_source();
+    const std::stop_token token = stop.get_token();
+    auto first = corio::spawn(
+        ctx, [](gate& gt) -> task<void> { (void)co_await corio::offload([&] { gt.wait(); }); }(g));
+    while (g.waiting.load() < 1) ctx.poll(false);
+    auto second =
+        corio::spawn(ctx, [](std::atomic<bool>& ran, std::stop_token st) -> task<result<void>> {
+            co_return co_await corio::offload([&] { ran = true; }, st);
+        }(second_ran, token));
+    while (ctx.pool().stats().queued == 0) ctx.poll(false);
+    std::thread([&] { stop.request_stop(); }).join();
+    ctx.run_until([&] { return second.done(); });
+    CHECK(second.get().error() == std::errc::operation_canceled);
+    g.open = true;
+    ctx.run_until([&] { return first.done(); });
+    first.get();
+    CHECK_FALSE(second_ran.load());
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a stop request while running resumes at once with ECANCELED") {
+    gate g;
+    std::stop_source stop = corio::test::new_stop_source();
+    const std::stop_token token = stop.get_token();
+    auto h = corio::spawn(ctx, [](gate& gt, std::stop_token st) -> task<result<int>> {
+        co_return co_await corio::offload(
+            [&] {
+                gt.wait();
+                return 1;
+            },
+            st);
+    }(g, token));
+    while (g.waiting.load() < 1) ctx.poll(false);
+    stop.request_stop();
+    ctx.run_until([&] { return h.done(); });  // the work is still blocked on the gate
+    CHECK(h.get().error() == std::errc::operation_canceled);
+    g.open = true;
+    while (ctx.pool().stats().running != 0) ctx.poll(false);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "the coroutine's own stop token and with_timeout cancel offload") {
+    gate g;
+    std::stop_source stop = corio::test::new_stop_source();
+    const std::stop_token token = stop.get_token();
+    auto h = corio::spawn(
+        ctx,
+        [](gate& gt) -> task<result<void>> {
+            co_return co_await corio::offload([&] { gt.wait(); });
+        }(g),
+        "stopped", token);
+    while (g.waiting.load() < 1) ctx.poll(false);
+    stop.request_stop();
+    ctx.run_until([&] { return h.done(); });
+    CHECK(h.get().error() == std::errc::operation_canceled);
+
+    const result<void> timed = corio::run(ctx, [](gate& gt) -> task<result<void>> {
+        co_return co_await corio::with_timeout(
+            5ms, [&](std::stop_token st) { return corio::offload([&] { gt.wait(); }, st); });
+    }(g));
+    CHECK(timed.error() == std::errc::timed_out);
+    g.open = true;
+    while (ctx.pool().stats().running != 0) ctx.poll(false);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "many concurrent offloads from many coroutines") {
+    ctx.pool().set_limits(0, 4);
+    constexpr int n = 2000;
+    std::atomic<int> sum{0};
+    std::vector<corio::join_handle<void>> handles;
+    for (int i = 0; i < n; ++i) {
+        handles.push_back(corio::spawn(ctx, [](int v, std::atomic<int>& total) -> task<void> {
+            result<int> r = co_await corio::offload([v] { return v; });
+            total.fetch_add(r.value());
+        }(i, sum)));
+    }
+    ctx.run_until([&] {
+        for (auto& h : handles) {
+            if (!h.done()) return false;
+        }
+        return true;
+    });
+    CHECK(sum.load() == n * (n - 1) / 2);
+}
