@@ -197,8 +197,14 @@ struct eh_globals {
     unsigned int uncaught_exceptions;
 };
 
+// Cached: the runtime's accessor goes through __tls_get_addr (libstdc++ is a shared library),
+// ours is initial-exec. The address is fixed for the thread's lifetime.
+thread_local eh_globals* tls_eh_globals __attribute__((tls_model("initial-exec"))) = nullptr;
+
 eh_globals* thread_eh_globals() noexcept {
-    return reinterpret_cast<eh_globals*>(abi::__cxa_get_globals());
+    if (!tls_eh_globals) [[unlikely]]
+        tls_eh_globals = reinterpret_cast<eh_globals*>(abi::__cxa_get_globals());
+    return tls_eh_globals;
 }
 
 // Fiber side, once on the new stack: completes ASan's switch and learns which stack it came
