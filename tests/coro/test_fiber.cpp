@@ -252,6 +252,32 @@ TEST_CASE_FIXTURE(loop_fixture,
     }
 }
 
+TEST_CASE_FIXTURE(loop_fixture, "fibers that start on one thread can end on another") {
+    // Their stacks go to the worker's pool, which is unmapped when the worker exits.
+    std::vector<corio::join_handle<int>> handles;
+    {
+        worker w;
+        context* other = w.ctx.load();
+        for (int i = 0; i < 10; ++i) {
+            handles.push_back(corio::spawn_fiber(ctx, [other, i] {
+                corio::await(corio::reschedule_self{*other});
+                return corio::await(later(i));
+            }));
+        }
+        // Spawned on the worker's context directly: mapped, run and released there.
+        auto there = corio::spawn_fiber(*other, [] { return corio::await(later(100)); });
+        // Joined from a task: the joiner is woken here when a fiber ends there.
+        const int sum = corio::run(
+            ctx,
+            [](corio::join_handle<int>& t, std::vector<corio::join_handle<int>>& hs) -> task<int> {
+                int total = co_await t;
+                for (auto& h : hs) total += co_await h;
+                co_return total;
+            }(there, handles));
+        CHECK(sum == 145);
+    }
+}
+
 TEST_CASE_FIXTURE(loop_fixture, "an exception thrown by a fiber comes out of its join handle") {
     auto h = corio::spawn_fiber(ctx, []() -> int {
         corio::await(later(0));
