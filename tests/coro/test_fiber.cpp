@@ -130,6 +130,38 @@ TEST_CASE_FIXTURE(loop_fixture, "a ready awaitable is consumed on the fiber with
     CHECK(run_to_end(ctx, h) == 7);
 }
 
+TEST_CASE_FIXTURE(loop_fixture, "await returns reference results as references") {
+    // Suspends until the next BH pass, then returns `target` as an R (int& or int&&).
+    struct rescheduled {
+        void await_suspend(std::coroutine_handle<> h) const {
+            corio::detail::co_state* self = corio::detail::require_coroutine("test awaiter");
+            self->resume_point = h;
+            self->reschedule_to = context::current();  // handed over once suspended
+        }
+    };
+    struct lvalue_ref : rescheduled {
+        int& target;
+        bool await_ready() const noexcept { return false; }
+        int& await_resume() const noexcept { return target; }
+    };
+    struct rvalue_ref : rescheduled {
+        int& target;
+        bool await_ready() const noexcept { return false; }
+        int&& await_resume() const noexcept { return std::move(target); }
+    };
+    int value = 1;
+    int* seen = nullptr;
+    auto h = corio::spawn_fiber(ctx, [&] {
+        int& r = corio::await(lvalue_ref{{}, value});
+        r = 2;
+        int&& rr = corio::await(rvalue_ref{{}, value});
+        seen = &rr;
+    });
+    run_to_end(ctx, h);
+    CHECK(value == 2);
+    CHECK(seen == &value);
+}
+
 TEST_CASE_FIXTURE(loop_fixture, "a fiber sleeps on the manual clock until it is advanced") {
     bool woke = false;
     auto h = corio::spawn_fiber(ctx, [&] {

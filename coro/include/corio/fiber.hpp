@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -140,7 +141,8 @@ struct await_result<R> {
     std::remove_reference_t<R>* pointer = nullptr;
     template <class Awaiter>
     void set(Awaiter& awaiter) {
-        pointer = &awaiter.await_resume();
+        R named = awaiter.await_resume();  // an lvalue even when R is an rvalue reference
+        pointer = std::addressof(named);
     }
     R take() { return static_cast<R>(*pointer); }
 };
@@ -222,7 +224,7 @@ public:
     }
 
 private:
-    // On the fiber's stack; exceptions are caught by fiber_base::entry_point.
+    // On the fiber's stack; what it throws is caught by the entry function (fiber.cpp).
     static void run(fiber_base* self) {
         auto& me = static_cast<fiber_body&>(*self);
         if constexpr (std::is_void_v<R>) {
