@@ -17,6 +17,15 @@
 //  - std-frame_new / std-frame_pooled: a minimal coroutine type (lazy, int result) created,
 //    run to completion with resume() and destroyed, with the frame from the global operator
 //    new, or from a trivial per-thread free list in the promise.
+//  - corio-fiber_create: `co_await spawn_fiber(ctx, empty)` in the driver: join state and
+//    one-shot BH, the fiber's driver task frame, a stack from the per-thread pool, the switch
+//    into the fiber and back when it returns, and the joiner's wake-up.
+//  - corio-fiber_await: `corio::await(trivial(i))` on a fiber: the fiber switches to its
+//    driver, which co_awaits the task (as corio-task_lifecycle does) and switches back.
+//  - corio-fiber_yield: a fiber's yield + wake round trip: it awaits corio::suspend with an
+//    action that co_wakes it; its driver suspends, enter() runs the action, which queues the
+//    fiber on the same enter() loop, which resumes the driver, which switches back. Two stack
+//    switches, like boost-fiber_switch.
 //  - boost-fiber_create: a boost::context::fiber (default fixedsize_stack) created and run to
 //    completion. boost-fiber_switch: a resume into a fiber plus its resume back (the yield),
 //    i.e. two stack switches; a '#' line gives the per-switch figure next to corio-resume.
@@ -26,6 +35,7 @@
 #include "bench.hpp"
 
 #include <corio/context.hpp>
+#include <corio/fiber.hpp>
 #include <corio/schedule.hpp>
 #include <corio/spawn.hpp>
 #include <corio/task.hpp>
@@ -50,6 +60,7 @@ constexpr std::uint64_t lifecycle_ops = 10'000'000;
 constexpr std::uint64_t resume_round_trips = 5'000'000;
 constexpr std::uint64_t fiber_creates = 1'000'000;
 constexpr std::uint64_t fiber_round_trips = 10'000'000;
+constexpr std::uint64_t fiber_awaits = 10'000'000;
 constexpr int reps = 5;
 constexpr std::string_view unit = "ns";
 
@@ -186,11 +197,58 @@ corio::task<double> resume_rep(ping_pong& pp) {
     co_return ns;
 }
 
+// ---- corio fibers ------------------------------------------------------------------------------
+
+corio::task<double> corio_fiber_create_rep(corio::context& ctx) {
+    std::uint64_t ran = 0;
+    const auto start = std::chrono::steady_clock::now();
+    for (std::uint64_t i = 0; i < fiber_creates; ++i) {
+        co_await corio::spawn_fiber(
+            ctx, [&ran] { ++ran; }, "bench-fiber");
+    }
+    const double ns = ns_per_op(start, fiber_creates);
+    if (ran != fiber_creates) bench::fail("corio: a fiber did not run");
+    co_return ns;
+}
+
+corio::task<double> corio_fiber_await_rep() {
+    return corio::run_on_fiber([] {
+        std::uint64_t sum = 0;
+        const auto start = std::chrono::steady_clock::now();
+        for (std::uint64_t i = 0; i < fiber_awaits; ++i) {
+            sum += static_cast<std::uint64_t>(corio::await(trivial(static_cast<int>(i))));
+        }
+        const double ns = ns_per_op(start, fiber_awaits);
+        if (sum != expected_sum(fiber_awaits))
+            bench::fail("corio: the tasks awaited on a fiber returned a wrong sum");
+        return ns;
+    });
+}
+
+corio::task<double> corio_fiber_yield_rep() {
+    return corio::run_on_fiber([] {
+        std::uint64_t wakes = 0;
+        const auto start = std::chrono::steady_clock::now();
+        for (std::uint64_t i = 0; i < fiber_round_trips; ++i) {
+            corio::await(corio::suspend([&wakes](corio::coroutine self) {
+                ++wakes;
+                corio::co_wake(self);
+            }));
+        }
+        const double ns = ns_per_op(start, fiber_round_trips);
+        if (wakes != fiber_round_trips) bench::fail("corio: wrong number of fiber wake-ups");
+        return ns;
+    });
+}
+
 struct coro_results {
     double task_lifecycle;
     double resume;
     double frame_new;
     double frame_pooled;
+    double fiber_create;
+    double fiber_await;
+    double fiber_yield;
 };
 
 corio::task<coro_results> driver(corio::context& ctx) {
@@ -225,6 +283,23 @@ corio::task<coro_results> driver(corio::context& ctx) {
     pp.stop = true;
     corio::co_wake(pp.ponger);
     co_await pong;
+
+    // Each first repetition is a warm-up (the stack pool, the frame pool).
+    std::vector<double> create_values;
+    std::vector<double> await_values;
+    std::vector<double> yield_values;
+    for (int i = 0; i <= reps; ++i) {
+        const double create = co_await corio_fiber_create_rep(ctx);
+        const double awaited = co_await corio_fiber_await_rep();
+        const double yielded = co_await corio_fiber_yield_rep();
+        if (i == 0) continue;
+        create_values.push_back(create);
+        await_values.push_back(awaited);
+        yield_values.push_back(yielded);
+    }
+    results.fiber_create = bench::median(create_values);
+    results.fiber_await = bench::median(await_values);
+    results.fiber_yield = bench::median(yield_values);
     co_return results;
 }
 
@@ -273,14 +348,17 @@ int main() {
     corio::context ctx;
     bench::note(
         "bench=coro corio-backend={} boost={} lifecycle_ops={} resume_round_trips={} "
-        "fiber_creates={} fiber_round_trips={} reps={}",
+        "fiber_creates={} fiber_round_trips={} fiber_awaits={} reps={}",
         corio::to_string(ctx.backend()), BOOST_LIB_VERSION, lifecycle_ops, resume_round_trips,
-        fiber_creates, fiber_round_trips, reps);
+        fiber_creates, fiber_round_trips, fiber_awaits, reps);
     const coro_results r = corio::run(ctx, driver(ctx));
     bench::report("coro", "corio-task_lifecycle", r.task_lifecycle, unit);
     bench::report("coro", "corio-resume", r.resume, unit);
     bench::report("coro", "std-frame_new", r.frame_new, unit);
     bench::report("coro", "std-frame_pooled", r.frame_pooled, unit);
+    bench::report("coro", "corio-fiber_create", r.fiber_create, unit);
+    bench::report("coro", "corio-fiber_await", r.fiber_await, unit);
+    bench::report("coro", "corio-fiber_yield", r.fiber_yield, unit);
 
     fiber_create_rep();  // warm-up (the allocator's stack cache)
     const double fiber_create = bench::median_of(reps, fiber_create_rep);
@@ -293,5 +371,9 @@ int main() {
                 r.task_lifecycle / r.frame_new);
     bench::note("bench=coro per switch: corio-resume={:.3g} ns, boost-fiber_switch/2={:.3g} ns",
                 r.resume, fiber_switch / 2);
+    bench::note(
+        "bench=coro fiber overheads: corio-fiber_await - corio-task_lifecycle={:.3g} ns, "
+        "corio-fiber_yield - boost-fiber_switch={:.3g} ns",
+        r.fiber_await - r.task_lifecycle, r.fiber_yield - fiber_switch);
     return 0;
 }
