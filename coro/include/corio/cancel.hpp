@@ -58,6 +58,9 @@ public:
     }
 
     /// The operation finished (home thread): true if this call must resume the coroutine.
+    /// Without async undo any thread may call it, even before arm() has returned (the
+    /// coroutine locks grant a waiter from the releasing thread): it then only CASes `state`,
+    /// and reads `async_` only after a stop request won, which arm() had registered.
     bool complete() noexcept {
         int expected = waiting;
         if (state_.compare_exchange_strong(expected, done, std::memory_order_acq_rel)) return true;
