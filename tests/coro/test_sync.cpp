@@ -1,8 +1,9 @@
 // Coroutine synchronization: co_mutex (QEMU's CoMutex: FIFO hand-off, no barging, deferred
 // same-context wake), co_queue, co_rwlock (writer preference, upgrade/downgrade), co_event,
-// co_semaphore; cancellation of waits; contention across threads; misuse.
+// co_semaphore, channel<T>; cancellation of waits; contention across threads; misuse.
 #include "support/loop_fixture.hpp"
 
+#include <corio/channel.hpp>
 #include <corio/schedule.hpp>
 #include <corio/spawn.hpp>
 #include <corio/sync.hpp>
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+using corio::channel;
 using corio::co_event;
 using corio::co_mutex;
 using corio::co_queue;
@@ -782,6 +784,173 @@ TEST_CASE_FIXTURE(loop_fixture,
     CHECK(resumed == 1);
 }
 
+// ---- channel ----------------------------------------------------------------------------------
+
+TEST_CASE_FIXTURE(loop_fixture, "a channel delivers values in order and blocks senders when full") {
+    channel<int> ch(2);
+    std::vector<int> got;
+    int sent = 0;
+    auto producer = corio::spawn(ctx, [](channel<int>& c, int& s) -> task<void> {
+        for (int i = 1; i <= 5; ++i) {
+            CHECK((co_await c.send(i)).ok());
+            s = i;
+        }
+    }(ch, sent));
+    drain(ctx);
+    CHECK(sent == 2);  // the third send waits for room
+    CHECK(ch.size() == 2);
+    auto consumer = corio::spawn(ctx, [](channel<int>& c, std::vector<int>& g) -> task<void> {
+        for (int i = 0; i < 5; ++i) {
+            result<int> v = co_await c.receive();
+            REQUIRE(v.ok());
+            g.push_back(*v);
+        }
+    }(ch, got));
+    poll_until(ctx, [&] { return producer.done() && consumer.done(); });
+    CHECK(got == std::vector<int>{1, 2, 3, 4, 5});
+    CHECK(ch.size() == 0);
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a closed channel drains its buffer, then reports EPIPE to everyone") {
+    channel<std::string> ch(4);
+    result<void> late_send;
+    std::vector<result<std::string>> received;
+    corio::run(ctx, [](channel<std::string>& c) -> task<void> {
+        (void)co_await c.send("one");
+        (void)co_await c.send("two");
+    }(ch));
+    ch.close();
+    ch.close();  // idempotent
+    CHECK(ch.is_closed());
+    corio::run(ctx,
+               [](channel<std::string>& c, std::vector<result<std::string>>& r,
+                  result<void>& s) -> task<void> {
+                   s = co_await c.send("three");
+                   for (int i = 0; i < 3; ++i) r.push_back(co_await c.receive());
+               }(ch, received, late_send));
+    CHECK(late_send.error() == std::errc::broken_pipe);
+    REQUIRE(received.size() == 3);
+    CHECK(*received[0] == "one");
+    CHECK(*received[1] == "two");
+    CHECK(received[2].error() == std::errc::broken_pipe);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "close wakes waiting receivers and senders with EPIPE") {
+    channel<int> empty(1);
+    channel<int> full(1);
+    result<int> receiver_outcome = 0;
+    result<void> sender_outcome;
+    auto r = corio::spawn(ctx, [](channel<int>& c, result<int>& out) -> task<void> {
+        out = co_await c.receive();
+    }(empty, receiver_outcome));
+    auto s = corio::spawn(ctx, [](channel<int>& c, result<void>& out) -> task<void> {
+        (void)co_await c.send(1);
+        out = co_await c.send(2);  // waits: full
+    }(full, sender_outcome));
+    drain(ctx);
+    CHECK_FALSE(r.done());
+    CHECK_FALSE(s.done());
+    std::thread([&] {
+        empty.close();
+        full.close();
+    }).join();
+    poll_until(ctx, [&] { return r.done() && s.done(); });
+    CHECK(receiver_outcome.error() == std::errc::broken_pipe);
+    CHECK(sender_outcome.error() == std::errc::broken_pipe);
+    CHECK(full.size() == 1);  // the value sent before close is still there
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a channel of capacity 0 hands each value from sender to receiver") {
+    channel<int> ch(0);
+    log_t log;
+    auto s = corio::spawn(ctx, [](channel<int>& c, log_t& l) -> task<void> {
+        l.push_back("send");
+        (void)co_await c.send(7);
+        l.push_back("sent");
+    }(ch, log));
+    drain(ctx);
+    CHECK(log == log_t{"send"});  // nobody received yet
+    const result<int> v = corio::run(
+        ctx, [](channel<int>& c) -> task<result<int>> { co_return co_await c.receive(); }(ch));
+    drain(ctx);
+    CHECK(*v == 7);
+    CHECK(log == log_t{"send", "sent"});
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "cancelled channel waits return ECANCELED and take nothing") {
+    channel<int> ch(1);
+    std::stop_source stop_recv;
+    std::stop_source stop_send;
+    result<int> received = 0;
+    result<void> sent;
+    auto r =
+        corio::spawn(ctx, [](channel<int>& c, std::stop_token st, result<int>& out) -> task<void> {
+            out = co_await c.receive(st);
+        }(ch, stop_recv.get_token(), received));
+    drain(ctx);
+    stop_recv.request_stop();
+    poll_until(ctx, [&] { return r.done(); });
+    CHECK(received.error() == std::errc::operation_canceled);
+    auto s =
+        corio::spawn(ctx, [](channel<int>& c, std::stop_token st, result<void>& out) -> task<void> {
+            (void)co_await c.send(1);  // fills it
+            out = co_await c.send(2, st);
+        }(ch, stop_send.get_token(), sent));
+    drain(ctx);
+    stop_send.request_stop();
+    poll_until(ctx, [&] { return s.done(); });
+    CHECK(sent.error() == std::errc::operation_canceled);
+    CHECK(ch.size() == 1);  // the cancelled value was not sent
+    const result<int> v = corio::run(
+        ctx, [](channel<int>& c) -> task<result<int>> { co_return co_await c.receive(); }(ch));
+    CHECK(*v == 1);
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "producers and consumers on four threads pass every value through a channel") {
+    constexpr int per_producer = 5'000;
+    channel<int> ch(4);
+    std::atomic<long> sum{0};
+    std::atomic<int> received{0};
+    std::atomic<int> producers_left{2};
+    auto produce = [](channel<int>& c, int base, std::atomic<int>& left) -> task<void> {
+        for (int i = 0; i < per_producer; ++i) REQUIRE((co_await c.send(base + i)).ok());
+        if (left.fetch_sub(1) == 1) c.close();
+    };
+    auto consume = [](channel<int>& c, std::atomic<long>& s, std::atomic<int>& n) -> task<void> {
+        int last[2] = {-1, -1};
+        for (;;) {
+            result<int> v = co_await c.receive();
+            if (!v) {
+                CHECK(v.error() == std::errc::broken_pipe);
+                co_return;
+            }
+            const int who = *v >= 1'000'000;
+            CHECK(*v > last[who]);  // each producer's values arrive in order
+            last[who] = *v;
+            s += *v;
+            ++n;
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t) {
+        pool.emplace_back([&, t] {
+            context c{corio::context_options{.name = "channel"}};
+            if (t < 2) {
+                corio::run(c, produce(ch, t * 1'000'000, producers_left));
+            } else {
+                corio::run(c, consume(ch, sum, received));
+            }
+        });
+    }
+    for (auto& th : pool) th.join();
+    const long n = per_producer;
+    CHECK(received.load() == 2 * per_producer);
+    CHECK(sum.load() == n * (n - 1) + 1'000'000 * n);
+}
+
 // ---- misuse -----------------------------------------------------------------------------------
 
 TEST_CASE("co_mutex misuse aborts with a message") {
@@ -833,7 +1002,7 @@ TEST_CASE("co_mutex misuse aborts with a message") {
     }
 }
 
-TEST_CASE("co_rwlock and semaphore misuse aborts with a message") {
+TEST_CASE("co_rwlock, semaphore and channel misuse aborts with a message") {
     SUBCASE("unlocking a rwlock that is not held") {
         const std::string msg = corio::test::abort_message_of([] {
             static context ctx;
@@ -856,6 +1025,18 @@ TEST_CASE("co_rwlock and semaphore misuse aborts with a message") {
     SUBCASE("a negative semaphore count") {
         const std::string msg = corio::test::abort_message_of([] { co_semaphore s(-1); });
         CHECK(msg.find("negative") != std::string::npos);
+    }
+    SUBCASE("destroying a channel with a receiver waiting") {
+        const std::string msg = corio::test::abort_message_of([] {
+            static context ctx;
+            auto* ch = new channel<int>(1);
+            auto h = corio::spawn(
+                ctx, [](channel<int>& c) -> task<void> { (void)co_await c.receive(); }(*ch));
+            while (ctx.poll(false)) {
+            }
+            delete ch;
+        });
+        CHECK(msg.find("channel destroyed while coroutines wait") != std::string::npos);
     }
     SUBCASE("waiting outside a coroutine") {
         const std::string msg = corio::test::abort_message_of([] {
