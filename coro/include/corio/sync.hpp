@@ -275,6 +275,9 @@ private:
 /// With a co_mutex, a notified waiter does not wake up only to queue on the mutex: the notifier
 /// takes the mutex for it if free, or queues it on the mutex, whose unlock then hands it over
 /// (wait morphing: no thundering herd on notify_all).
+/// Waits take no stop_token: a cancelled waiter would have to re-take the lock before it could
+/// return, so cancellation could not return promptly; wake it with notify_all and let it check
+/// its own stop condition instead.
 class co_queue {
 public:
     co_queue() noexcept = default;
@@ -357,7 +360,8 @@ private:
 /// the head of the queue up to the next writer. Usable across contexts; no allocation.
 /// Misuse that aborts: unlocking a lock not held, unlocking a write lock or downgrading from a
 /// coroutine that is not the writer, upgrading without a read lock, destroying it while held
-/// or waited on.
+/// or waited on. Waits are not cancellable (as in QEMU); readers are not tracked, so a read
+/// unlock from a coroutine that holds no read lock is caught only when no lock is held at all.
 class co_rwlock {
 public:
     co_rwlock() noexcept = default;
