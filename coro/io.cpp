@@ -53,7 +53,7 @@ bool wait_ready::await_suspend(std::coroutine_handle<> h) {
     auto fire = [](void* me) {
         auto* w = static_cast<wait_ready*>(me);
         w->unregister();  // one-shot: the coroutine re-waits if it needs to
-        if (w->cancel_.complete()) detail::wake_local(w->cancel_.coroutine_state());
+        if (w->cancel_.complete_on_home()) detail::wake_local(w->cancel_.coroutine_state());
     };
     (dir_ == direction::read ? cb.read : cb.write) = fire;
     try {
@@ -129,7 +129,7 @@ void io_op::on_cqe(cqe_handler* h) {
     auto* me = static_cast<io_op*>(h);
     me->result_ = h->res;
     // Dispatched by the loop of the context the coroutine suspended on, on its home thread.
-    if (me->cancel_.complete()) wake_local(me->cancel_.coroutine_state());
+    if (me->cancel_.complete_on_home()) wake_local(me->cancel_.coroutine_state());
 }
 
 void io_op::on_ready(void* op) {
@@ -138,7 +138,7 @@ void io_op::on_ready(void* op) {
     if (r == -EAGAIN || r == -EWOULDBLOCK) return;  // spurious: stay registered
     me->unregister();
     me->result_ = r;
-    if (me->cancel_.complete()) wake_local(me->cancel_.coroutine_state());
+    if (me->cancel_.complete_on_home()) wake_local(me->cancel_.coroutine_state());
 }
 
 long syscall_result(long r) noexcept {

@@ -19,7 +19,7 @@ void sleep_until::await_suspend(std::coroutine_handle<> h) {
     self->resume_point = h;
     context& ctx = *context::current();
     timer_.emplace(ctx, clock_, [this] {
-        if (cancel_.complete()) detail::wake_local(cancel_.coroutine_state());
+        if (cancel_.complete_on_home()) detail::wake_local(cancel_.coroutine_state());
     });
     timer_->arm_at(deadline_);
     cancel_.arm(std::move(stop_), ctx, self, this,

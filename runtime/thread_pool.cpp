@@ -273,6 +273,14 @@ void thread_pool::submit_job(std::unique_ptr<pool_job> owned, std::stop_token st
         j->delivered_ = true;
         j->complete(true);  // the job is freed by its done item, which follows
     };
+    if (stop.stop_requested() || stop2.stop_requested()) {  // never started, never run
+        const std::lock_guard lock(s_->mutex);
+        s_->link(job);
+        job->state_ = pool_job::state::cancelled;
+        ++s_->cancelled;
+        s_->ctx.post_item(&job->done_item_.item);
+        return;
+    }
     std::vector<std::thread> exited;
     {
         const std::lock_guard lock(s_->mutex);
@@ -289,7 +297,8 @@ void thread_pool::submit_job(std::unique_ptr<pool_job> owned, std::stop_token st
         exited = s_->reap();
     }
     state::join(std::move(exited));
-    // After queueing: a callback for a stop already requested runs here and cancels the job.
+    // After queueing: a stop requested meanwhile runs its callback here and cancels the job
+    // (or, if a worker was quicker, abandons or leaves it).
     if (stop.stop_possible()) job->stop_.emplace(std::move(stop), pool_job::on_stop{job});
     if (stop2.stop_possible()) job->stop2_.emplace(std::move(stop2), pool_job::on_stop{job});
 }

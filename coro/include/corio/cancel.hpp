@@ -40,15 +40,21 @@ public:
         arm_slow(std::move(token), home, owner, undo, async_undo);
     }
 
-    /// The operation finished (home thread): true if this call must resume the coroutine.
+    /// The operation finished: true if this call must resume the coroutine. Without async undo
+    /// any thread may call it, even before arm() has returned (the coroutine locks grant a
+    /// waiter from the releasing thread): it then only CASes `state`, and reads `async_` only
+    /// after a stop request won, which arm() had registered.
     bool complete() noexcept {
-        if (!armed_) return true;
         int expected = waiting;
         if (state_.compare_exchange_strong(expected, done, std::memory_order_acq_rel)) return true;
         if (!async_) return false;  // a stop request won: its item resumes
         op_done_ = true;
         return undo_pending_;  // the item ran first: resume now; else the item will
     }
+
+    /// complete() for an operation that finishes on the home thread after arm() returned (I/O,
+    /// timers, fd handlers): no atomic at all when nothing could cancel it.
+    bool complete_on_home() noexcept { return !armed_ || complete(); }
 
     /// After resumption: whether a stop request was processed (with async undo the operation's
     /// own result says whether the cancel was in time). Unregisters the stop callbacks (waiting
