@@ -92,7 +92,12 @@ bool io_op::await_ready() noexcept {
     ctx_ = context::current();  // looked up once; await_suspend uses it
     if (ctx_ && !ctx_->has_io_uring()) {
         result_ = attempt_(args_);  // the fast path: often no suspension at all
-        return result_ != -EAGAIN && result_ != -EWOULDBLOCK;
+        if (result_ != -EAGAIN && result_ != -EWOULDBLOCK) {
+            // Done without registering anything: the destructor must not remove the fd's
+            // handler, which may belong to another operation waiting on the same fd.
+            ctx_ = nullptr;
+            return true;
+        }
     }
     return false;
 }

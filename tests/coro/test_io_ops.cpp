@@ -290,3 +290,21 @@ TEST_CASE_FIXTURE(loop_fixture,
     CHECK(n == 4);
     CHECK(ctx.compute_timeout() == -1);  // its timer is gone
 }
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "an operation that succeeds at once leaves another waiter's fd handler alone") {
+    // A send that completes without suspending must not remove the handler through which a recv
+    // on the same socket is waiting (epoll/poll register one; io_uring has none to lose).
+    socket_pair sp;
+    auto reader = corio::spawn(ctx, recv_string(sp.b, 4));
+    ctx.poll(false);  // the reader is now waiting
+    REQUIRE_FALSE(reader.done());
+    const bool sent = corio::run(ctx, [](int fd) -> task<bool> {
+        auto s = co_await corio::send(fd, bytes("sent"));
+        co_return s&&* s == 4;
+    }(sp.b));
+    CHECK(sent);
+    REQUIRE(::send(sp.a, "back", 4, 0) == 4);
+    ctx.run_until([&] { return reader.done(); });  // the watchdog fails a lost wake-up
+    CHECK(reader.get() == "back");
+}
