@@ -92,7 +92,7 @@ bool io_op::await_ready() noexcept {
     ctx_ = context::current();  // looked up once; await_suspend uses it
     if (ctx_ && !ctx_->has_io_uring()) {
         result_ = attempt_(args_);  // the fast path: often no suspension at all
-        if (result_ != -EAGAIN && result_ != -EWOULDBLOCK) {
+        if (retry_ == retry_on::never || (result_ != -EAGAIN && result_ != -EWOULDBLOCK)) {
             // Done without registering anything: the destructor must not remove the fd's
             // handler, which may belong to another operation waiting on the same fd.
             ctx_ = nullptr;
@@ -124,7 +124,7 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
         return true;
     }
     fd_callbacks callbacks;
-    (writes_ ? callbacks.write : callbacks.read) = on_ready;
+    (retry_ == retry_on::writable ? callbacks.write : callbacks.read) = on_ready;
     try {
         ctx.add_fd_handler(args_.fd, callbacks, this);
     } catch (const error& e) {
@@ -168,6 +168,7 @@ long syscall_result(long r) noexcept {
 namespace {
 
 using detail::io_op;
+using retry_on = io_op::retry_on;
 
 std::uint64_t file_offset(std::int64_t offset) noexcept {
     return offset < 0 ? static_cast<std::uint64_t>(-1) : static_cast<std::uint64_t>(offset);
@@ -177,7 +178,8 @@ std::uint64_t file_offset(std::int64_t offset) noexcept {
 
 detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int64_t offset,
                                      std::stop_token stop) {
-    return {io_op::args{fd, buf.data(), buf.size(), offset, 0}, false,
+    return {{.fd = fd, .buf = buf.data(), .len = buf.size(), .offset = offset},
+            retry_on::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_read(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
                                    file_offset(a.offset));
@@ -191,7 +193,11 @@ detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int6
 
 detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, std::int64_t offset,
                                       std::stop_token stop) {
-    return {io_op::args{fd, const_cast<std::byte*>(data.data()), data.size(), offset, 0}, true,
+    return {{.fd = fd,
+             .buf = const_cast<std::byte*>(data.data()),
+             .len = data.size(),
+             .offset = offset},
+            retry_on::writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_write(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
                                     file_offset(a.offset));
@@ -206,7 +212,8 @@ detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, s
 
 detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags,
                                      std::stop_token stop) {
-    return {io_op::args{fd, buf.data(), buf.size(), 0, flags}, false,
+    return {{.fd = fd, .flags = flags, .buf = buf.data(), .len = buf.size()},
+            retry_on::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_recv(sqe, a.fd, a.buf, a.len, a.flags);
             },
@@ -218,20 +225,23 @@ detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags
 
 detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, int flags,
                                      std::stop_token stop) {
-    return {
-        io_op::args{fd, const_cast<std::byte*>(data.data()), data.size(), 0, flags | MSG_NOSIGNAL},
-        true,
-        [](io_uring_sqe* sqe, const io_op::args& a) {
-            io_uring_prep_send(sqe, a.fd, a.buf, a.len, a.flags);
-        },
-        [](io_op::args& a) {
-            return detail::syscall_result(::send(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
-        },
-        std::move(stop)};
+    return {{.fd = fd,
+             .flags = flags | MSG_NOSIGNAL,
+             .buf = const_cast<std::byte*>(data.data()),
+             .len = data.size()},
+            retry_on::writable,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_send(sqe, a.fd, a.buf, a.len, a.flags);
+            },
+            [](io_op::args& a) {
+                return detail::syscall_result(::send(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
+            },
+            std::move(stop)};
 }
 
 detail::io_awaiter<int> accept(int listener, std::stop_token stop) {
-    return {io_op::args{listener, nullptr, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC}, false,
+    return {{.fd = listener, .flags = SOCK_NONBLOCK | SOCK_CLOEXEC},
+            retry_on::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_accept(sqe, a.fd, nullptr, nullptr, a.flags);
             },
@@ -243,7 +253,8 @@ detail::io_awaiter<int> accept(int listener, std::stop_token stop) {
 
 detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len, std::stop_token stop) {
     // args: buf = the address, len = its length, flags = 1 once the connect has started.
-    return {io_op::args{fd, const_cast<sockaddr*>(addr), len, 0, 0}, true,
+    return {{.fd = fd, .buf = const_cast<sockaddr*>(addr), .len = len},
+            retry_on::writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_connect(sqe, a.fd, static_cast<const sockaddr*>(a.buf),
                                       static_cast<socklen_t>(a.len));
@@ -267,24 +278,24 @@ detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len, std
 
 detail::io_awaiter<int> shutdown(int fd, int how) {
     return {
-        io_op::args{fd, nullptr, 0, 0, how},
-        true,
+        {.fd = fd, .flags = how},
+        retry_on::never,
         [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_shutdown(sqe, a.fd, a.flags); },
         [](io_op::args& a) { return detail::syscall_result(::shutdown(a.fd, a.flags)); },
         {}};
 }
 
 detail::io_awaiter<int> close(int fd) {
-    return {io_op::args{fd, nullptr, 0, 0, 0},
-            true,
+    return {{.fd = fd},
+            retry_on::never,
             [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_close(sqe, a.fd); },
             [](io_op::args& a) { return detail::syscall_result(::close(a.fd)); },
             {}};
 }
 
 detail::io_awaiter<int> nop() {
-    return {io_op::args{-1, nullptr, 0, 0, 0},
-            false,
+    return {{.fd = -1},
+            retry_on::never,
             [](io_uring_sqe* sqe, const io_op::args&) { io_uring_prep_nop(sqe); },
             [](io_op::args&) -> long { return 0; },
             {}};

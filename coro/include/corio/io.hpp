@@ -68,20 +68,25 @@ namespace detail {
 /// The state machine behind every read/write-style operation (see the file comment).
 class io_op : public cqe_handler {
 public:
+    /// The operation's arguments; each operation documents what it keeps where.
     struct args {
-        int fd;
-        void* buf;
-        std::size_t len;
-        std::int64_t offset;
-        int flags;
+        int fd = -1;
+        int flags = 0;
+        void* buf = nullptr;
+        std::size_t len = 0;
+        std::int64_t offset = 0;
+        void* aux = nullptr;  // a second pointer, for operations that need one
     };
     using prep_fn = void (*)(io_uring_sqe* sqe, const args& a);
     /// The non-blocking syscall: its result, or -errno (-EAGAIN: wait for readiness, retry).
     /// May keep state in `a` between attempts (connect: started, then check SO_ERROR).
     using attempt_fn = long (*)(args& a);
+    /// Without io_uring, which readiness of `fd` makes a failed attempt (-EAGAIN) worth
+    /// retrying; `never`: the first attempt's result is final (work on regular files, paths).
+    enum class retry_on : unsigned char { readable, writable, never };
 
-    io_op(args a, bool writes, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
-        : args_(a), writes_(writes), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
+    io_op(args a, retry_on retry, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
+        : args_(a), retry_(retry), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
     ~io_op();
     io_op(const io_op&) = delete;
     io_op& operator=(const io_op&) = delete;
@@ -100,7 +105,7 @@ private:
 
     detail::cancel_point cancel_;
     args args_;
-    bool writes_;
+    retry_on retry_;
     prep_fn prep_;
     attempt_fn attempt_;
     std::stop_token stop_;
