@@ -174,6 +174,17 @@ std::uint64_t file_offset(std::int64_t offset) noexcept {
     return offset < 0 ? static_cast<std::uint64_t>(-1) : static_cast<std::uint64_t>(offset);
 }
 
+// Positional I/O without io_uring, agreeing with io_uring on a pipe or socket: there the
+// offset is ignored instead of failing with ESPIPE.
+template <class Positional, class Streaming>
+long positional_or_not(std::int64_t offset, Positional at, Streaming here) noexcept {
+    if (offset >= 0) {
+        const long r = at();
+        if (r >= 0 || errno != ESPIPE) return detail::syscall_result(r);
+    }
+    return detail::syscall_result(here());
+}
+
 }  // namespace
 
 detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int64_t offset,
@@ -185,8 +196,9 @@ detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int6
                                    file_offset(a.offset));
             },
             [](io_op::args& a) {
-                return detail::syscall_result(a.offset < 0 ? ::read(a.fd, a.buf, a.len)
-                                                           : ::pread(a.fd, a.buf, a.len, a.offset));
+                return positional_or_not(
+                    a.offset, [&] { return ::pread(a.fd, a.buf, a.len, a.offset); },
+                    [&] { return ::read(a.fd, a.buf, a.len); });
             },
             std::move(stop)};
 }
@@ -203,9 +215,9 @@ detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, s
                                     file_offset(a.offset));
             },
             [](io_op::args& a) {
-                return detail::syscall_result(a.offset < 0
-                                                  ? ::write(a.fd, a.buf, a.len)
-                                                  : ::pwrite(a.fd, a.buf, a.len, a.offset));
+                return positional_or_not(
+                    a.offset, [&] { return ::pwrite(a.fd, a.buf, a.len, a.offset); },
+                    [&] { return ::write(a.fd, a.buf, a.len); });
             },
             std::move(stop)};
 }

@@ -128,11 +128,13 @@ public:
 
 }  // namespace detail
 
-/// `co_await read(fd, buf[, offset][, stop])` → bytes read (0 at end of file). `offset` -1 uses
-/// and advances the file position. Partial reads are reported as such; see read_exact.
+/// `co_await read(fd, buf[, offset][, stop])` → bytes read (0 at end of file). `offset` -1 (any
+/// negative value) uses and advances the file position; on a pipe or socket the offset is
+/// ignored (as io_uring does; no ESPIPE). Partial reads are reported as such; see read_exact.
 detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int64_t offset = -1,
                                      std::stop_token stop = {});
 /// `co_await write(fd, data[, offset][, stop])` → bytes written (possibly fewer; see write_all).
+/// `offset` as for read.
 detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data,
                                       std::int64_t offset = -1, std::stop_token stop = {});
 /// `co_await recv(fd, buf[, flags][, stop])` → bytes received (0: the peer shut down).
