@@ -4,10 +4,14 @@
 #include <corio/io.hpp>
 #include <corio/task.hpp>
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <cerrno>
+#include <climits>
 #include <utility>
 
 namespace corio {
@@ -174,6 +178,12 @@ std::uint64_t file_offset(std::int64_t offset) noexcept {
     return offset < 0 ? static_cast<std::uint64_t>(-1) : static_cast<std::uint64_t>(offset);
 }
 
+// An iovec count both paths take: beyond IOV_MAX the kernel says EINVAL on either (a huge count
+// must not wrap around to a small one on its way to `unsigned` or `int`).
+unsigned iov_count(std::size_t n) noexcept {
+    return n > IOV_MAX ? IOV_MAX + 1 : static_cast<unsigned>(n);
+}
+
 // Positional I/O without io_uring, agreeing with io_uring on a pipe or socket: there the
 // offset is ignored instead of failing with ESPIPE.
 template <class Positional, class Streaming>
@@ -183,6 +193,22 @@ long positional_or_not(std::int64_t offset, Positional at, Streaming here) noexc
         if (r >= 0 || errno != ESPIPE) return detail::syscall_result(r);
     }
     return detail::syscall_result(here());
+}
+
+const char* checked_path(const char* path, const char* what) noexcept {
+    if (!path) detail::misuse(what);
+    return path;
+}
+
+void prep_statx(io_uring_sqe* sqe, const io_op::args& a) {
+    io_uring_prep_statx(sqe, a.fd, static_cast<const char*>(a.buf), a.flags,
+                        static_cast<unsigned>(a.len), static_cast<struct ::statx*>(a.aux));
+}
+
+long attempt_statx(io_op::args& a) {
+    return detail::syscall_result(::statx(a.fd, static_cast<const char*>(a.buf), a.flags,
+                                          static_cast<unsigned>(a.len),
+                                          static_cast<struct ::statx*>(a.aux)));
 }
 
 }  // namespace
@@ -218,6 +244,50 @@ detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, s
                 return positional_or_not(
                     a.offset, [&] { return ::pwrite(a.fd, a.buf, a.len, a.offset); },
                     [&] { return ::write(a.fd, a.buf, a.len); });
+            },
+            std::move(stop)};
+}
+
+detail::io_awaiter<std::size_t> readv(int fd, std::span<const iovec> iov, std::int64_t offset,
+                                      std::stop_token stop) {
+    // args: buf = the iovec array, len = its entry count.
+    return {{.fd = fd,
+             .buf = const_cast<iovec*>(iov.data()),
+             .len = iov_count(iov.size()),
+             .offset = offset},
+            retry_on::readable,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_readv(sqe, a.fd, static_cast<const iovec*>(a.buf),
+                                    static_cast<unsigned>(a.len), file_offset(a.offset));
+            },
+            [](io_op::args& a) {
+                const auto* v = static_cast<const iovec*>(a.buf);
+                const int n = static_cast<int>(a.len);
+                return positional_or_not(
+                    a.offset, [&] { return ::preadv(a.fd, v, n, a.offset); },
+                    [&] { return ::readv(a.fd, v, n); });
+            },
+            std::move(stop)};
+}
+
+detail::io_awaiter<std::size_t> writev(int fd, std::span<const iovec> iov, std::int64_t offset,
+                                       std::stop_token stop) {
+    // args: buf = the iovec array, len = its entry count.
+    return {{.fd = fd,
+             .buf = const_cast<iovec*>(iov.data()),
+             .len = iov_count(iov.size()),
+             .offset = offset},
+            retry_on::writable,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_writev(sqe, a.fd, static_cast<const iovec*>(a.buf),
+                                     static_cast<unsigned>(a.len), file_offset(a.offset));
+            },
+            [](io_op::args& a) {
+                const auto* v = static_cast<const iovec*>(a.buf);
+                const int n = static_cast<int>(a.len);
+                return positional_or_not(
+                    a.offset, [&] { return ::pwritev(a.fd, v, n, a.offset); },
+                    [&] { return ::writev(a.fd, v, n); });
             },
             std::move(stop)};
 }
@@ -303,6 +373,79 @@ detail::io_awaiter<int> close(int fd) {
             [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_close(sqe, a.fd); },
             [](io_op::args& a) { return detail::syscall_result(::close(a.fd)); },
             {}};
+}
+
+detail::io_awaiter<int> openat(int dirfd, const char* path, int flags, mode_t mode) {
+    // args: buf = the path, len = the mode.
+    return {{.fd = dirfd,
+             .flags = flags | O_CLOEXEC,
+             .buf = const_cast<char*>(checked_path(path, "open()/openat() with a null path")),
+             .len = mode},
+            retry_on::never,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_openat(sqe, a.fd, static_cast<const char*>(a.buf), a.flags,
+                                     static_cast<mode_t>(a.len));
+            },
+            [](io_op::args& a) {
+                return detail::syscall_result(::openat(a.fd, static_cast<const char*>(a.buf),
+                                                       a.flags, static_cast<mode_t>(a.len)));
+            },
+            {}};
+}
+
+detail::io_awaiter<int> open(const char* path, int flags, mode_t mode) {
+    return openat(AT_FDCWD, path, flags, mode);
+}
+
+detail::io_awaiter<void> fsync(int fd) {
+    return {{.fd = fd},
+            retry_on::never,
+            [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_fsync(sqe, a.fd, 0); },
+            [](io_op::args& a) { return detail::syscall_result(::fsync(a.fd)); },
+            {}};
+}
+
+detail::io_awaiter<void> fdatasync(int fd) {
+    return {{.fd = fd},
+            retry_on::never,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_fsync(sqe, a.fd, IORING_FSYNC_DATASYNC);
+            },
+            [](io_op::args& a) { return detail::syscall_result(::fdatasync(a.fd)); },
+            {}};
+}
+
+detail::io_awaiter<void> statx(int dirfd, const char* path, int flags, unsigned mask,
+                               struct ::statx* out) {
+    if (!out) detail::misuse("statx() with a null result buffer");
+    // args: buf = the path, len = the mask, aux = the result.
+    return {{.fd = dirfd,
+             .flags = flags,
+             .buf = const_cast<char*>(checked_path(path, "statx() with a null path")),
+             .len = mask,
+             .aux = out},
+            retry_on::never,
+            prep_statx,
+            attempt_statx,
+            {}};
+}
+
+detail::file_size_awaiter::file_size_awaiter(int fd) noexcept
+    : io_op({.fd = fd,
+             .flags = AT_EMPTY_PATH,
+             .buf = const_cast<char*>(""),
+             .len = STATX_SIZE,
+             .aux = &stx_},
+            retry_on::never, prep_statx, attempt_statx, {}) {}
+
+result<std::uint64_t> detail::file_size_awaiter::await_resume() noexcept {
+    const long r = finish();
+    if (r < 0) return result<std::uint64_t>::from_errno(static_cast<int>(-r));
+    return stx_.stx_size;
+}
+
+detail::file_size_awaiter file_size(int fd) {
+    return detail::file_size_awaiter(fd);
 }
 
 detail::io_awaiter<int> nop() {
