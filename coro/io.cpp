@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <utility>
@@ -178,6 +179,15 @@ std::uint64_t file_offset(std::int64_t offset) noexcept {
     return offset < 0 ? static_cast<std::uint64_t>(-1) : static_cast<std::uint64_t>(offset);
 }
 
+// The most one read or write transfers on Linux (MAX_RW_COUNT). io_uring's length field has
+// 32 bits: a longer buffer is clamped to this partial count, not truncated to a short or zero
+// length (a 4 GiB read returning 0 would be a false EOF).
+constexpr std::size_t max_transfer = 0x7ffff000;
+
+unsigned sqe_len(std::size_t n) noexcept {
+    return static_cast<unsigned>(std::min(n, max_transfer));
+}
+
 // An iovec count both paths take: beyond IOV_MAX the kernel says EINVAL on either (a huge count
 // must not wrap around to a small one on its way to `unsigned` or `int`).
 unsigned iov_count(std::size_t n) noexcept {
@@ -218,8 +228,7 @@ detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int6
     return {{.fd = fd, .buf = buf.data(), .len = buf.size(), .offset = offset},
             retry_on::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
-                io_uring_prep_read(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
-                                   file_offset(a.offset));
+                io_uring_prep_read(sqe, a.fd, a.buf, sqe_len(a.len), file_offset(a.offset));
             },
             [](io_op::args& a) {
                 return positional_or_not(
@@ -237,8 +246,7 @@ detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, s
              .offset = offset},
             retry_on::writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
-                io_uring_prep_write(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
-                                    file_offset(a.offset));
+                io_uring_prep_write(sqe, a.fd, a.buf, sqe_len(a.len), file_offset(a.offset));
             },
             [](io_op::args& a) {
                 return positional_or_not(
@@ -297,7 +305,7 @@ detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags
     return {{.fd = fd, .flags = flags, .buf = buf.data(), .len = buf.size()},
             retry_on::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
-                io_uring_prep_recv(sqe, a.fd, a.buf, a.len, a.flags);
+                io_uring_prep_recv(sqe, a.fd, a.buf, sqe_len(a.len), a.flags);
             },
             [](io_op::args& a) {
                 return detail::syscall_result(::recv(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
@@ -313,7 +321,7 @@ detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, in
              .len = data.size()},
             retry_on::writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
-                io_uring_prep_send(sqe, a.fd, a.buf, a.len, a.flags);
+                io_uring_prep_send(sqe, a.fd, a.buf, sqe_len(a.len), a.flags);
             },
             [](io_op::args& a) {
                 return detail::syscall_result(::send(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <atomic>
 #include <cstring>
@@ -323,4 +324,27 @@ TEST_CASE_FIXTURE(loop_fixture,
     }(p.rd, p.wr));
     CHECK(wrote == 4);
     CHECK(got == "pipe");
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a buffer of 4 GiB or more is not truncated to a short length") {
+    // io_uring's length field has 32 bits: 4 GiB must not become 0 (a false EOF). Only the
+    // pages actually written are ever backed by memory.
+    constexpr std::size_t huge = std::size_t{1} << 32;
+    void* mem = ::mmap(nullptr, huge, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    REQUIRE(mem != MAP_FAILED);
+    const std::span<std::byte> buf(static_cast<std::byte*>(mem), huge);
+    corio::test::test_pipe p;
+    socket_pair sp;
+    p.put('a');
+    REQUIRE(::send(sp.a, "bc", 2, 0) == 2);
+    auto [from_pipe, from_socket] = corio::run(
+        ctx, [](std::span<std::byte> b, int rd, int sock) -> task<std::pair<long, long>> {
+            auto r = co_await corio::read(rd, b);
+            auto s = co_await corio::recv(sock, b);
+            co_return std::pair{r ? static_cast<long>(*r) : -1L, s ? static_cast<long>(*s) : -1L};
+        }(buf, p.rd, sp.b));
+    ::munmap(mem, huge);
+    CHECK(from_pipe == 1);
+    CHECK(from_socket == 2);
 }
