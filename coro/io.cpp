@@ -4,10 +4,15 @@
 #include <corio/io.hpp>
 #include <corio/task.hpp>
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <utility>
 
 namespace corio {
@@ -109,10 +114,12 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
         return true;
     }
     result_ = attempt_(args_);  // the fast path: often no suspension at all
-    if (result_ != -EAGAIN && result_ != -EWOULDBLOCK) return false;
+    if (retry_ == retry_on::never || (result_ != -EAGAIN && result_ != -EWOULDBLOCK)) {
+        return false;  // done without registering anything
+    }
     self->resume_point = h;
     fd_callbacks callbacks;
-    (writes_ ? callbacks.write : callbacks.read) = on_ready;
+    (retry_ == retry_on::writable ? callbacks.write : callbacks.read) = on_ready;
     try {
         ctx.add_fd_handler(args_.fd, callbacks, this);
     } catch (const error& e) {
@@ -150,47 +157,139 @@ long syscall_result(long r) noexcept {
 namespace {
 
 using detail::io_op;
+using retry_on = io_op::retry_on;
 
 std::uint64_t file_offset(std::int64_t offset) noexcept {
     return offset < 0 ? static_cast<std::uint64_t>(-1) : static_cast<std::uint64_t>(offset);
+}
+
+// The most one read or write transfers on Linux (MAX_RW_COUNT). io_uring's length field has
+// 32 bits: a longer buffer is clamped to this partial count, not truncated to a short or zero
+// length (a 4 GiB read returning 0 would be a false EOF).
+constexpr std::size_t max_transfer = 0x7ffff000;
+
+unsigned sqe_len(std::size_t n) noexcept {
+    return static_cast<unsigned>(std::min(n, max_transfer));
+}
+
+// An iovec count both paths take: beyond IOV_MAX the kernel says EINVAL on either (a huge count
+// must not wrap around to a small one on its way to `unsigned` or `int`).
+unsigned iov_count(std::size_t n) noexcept {
+    return n > IOV_MAX ? IOV_MAX + 1 : static_cast<unsigned>(n);
+}
+
+// Positional I/O without io_uring, agreeing with io_uring on a pipe or socket: there the
+// offset is ignored instead of failing with ESPIPE.
+template <class Positional, class Streaming>
+long positional_or_not(std::int64_t offset, Positional at, Streaming here) noexcept {
+    if (offset >= 0) {
+        const long r = at();
+        if (r >= 0 || errno != ESPIPE) return detail::syscall_result(r);
+    }
+    return detail::syscall_result(here());
+}
+
+const char* checked_path(const char* path, const char* what) noexcept {
+    if (!path) detail::misuse(what);
+    return path;
+}
+
+void prep_statx(io_uring_sqe* sqe, const io_op::args& a) {
+    io_uring_prep_statx(sqe, a.fd, static_cast<const char*>(a.buf), a.flags,
+                        static_cast<unsigned>(a.len), static_cast<struct ::statx*>(a.aux));
+}
+
+long attempt_statx(io_op::args& a) {
+    return detail::syscall_result(::statx(a.fd, static_cast<const char*>(a.buf), a.flags,
+                                          static_cast<unsigned>(a.len),
+                                          static_cast<struct ::statx*>(a.aux)));
 }
 
 }  // namespace
 
 detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int64_t offset,
                                      std::stop_token stop) {
-    return {io_op::args{fd, buf.data(), buf.size(), offset, 0}, false,
+    return {{.fd = fd, .buf = buf.data(), .len = buf.size(), .offset = offset},
+            retry_on::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
-                io_uring_prep_read(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
-                                   file_offset(a.offset));
+                io_uring_prep_read(sqe, a.fd, a.buf, sqe_len(a.len), file_offset(a.offset));
             },
             [](io_op::args& a) {
-                return detail::syscall_result(a.offset < 0 ? ::read(a.fd, a.buf, a.len)
-                                                           : ::pread(a.fd, a.buf, a.len, a.offset));
+                return positional_or_not(
+                    a.offset, [&] { return ::pread(a.fd, a.buf, a.len, a.offset); },
+                    [&] { return ::read(a.fd, a.buf, a.len); });
             },
             std::move(stop)};
 }
 
 detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, std::int64_t offset,
                                       std::stop_token stop) {
-    return {io_op::args{fd, const_cast<std::byte*>(data.data()), data.size(), offset, 0}, true,
+    return {{.fd = fd,
+             .buf = const_cast<std::byte*>(data.data()),
+             .len = data.size(),
+             .offset = offset},
+            retry_on::writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
-                io_uring_prep_write(sqe, a.fd, a.buf, static_cast<unsigned>(a.len),
-                                    file_offset(a.offset));
+                io_uring_prep_write(sqe, a.fd, a.buf, sqe_len(a.len), file_offset(a.offset));
             },
             [](io_op::args& a) {
-                return detail::syscall_result(a.offset < 0
-                                                  ? ::write(a.fd, a.buf, a.len)
-                                                  : ::pwrite(a.fd, a.buf, a.len, a.offset));
+                return positional_or_not(
+                    a.offset, [&] { return ::pwrite(a.fd, a.buf, a.len, a.offset); },
+                    [&] { return ::write(a.fd, a.buf, a.len); });
+            },
+            std::move(stop)};
+}
+
+detail::io_awaiter<std::size_t> readv(int fd, std::span<const iovec> iov, std::int64_t offset,
+                                      std::stop_token stop) {
+    // args: buf = the iovec array, len = its entry count.
+    return {{.fd = fd,
+             .buf = const_cast<iovec*>(iov.data()),
+             .len = iov_count(iov.size()),
+             .offset = offset},
+            retry_on::readable,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_readv(sqe, a.fd, static_cast<const iovec*>(a.buf),
+                                    static_cast<unsigned>(a.len), file_offset(a.offset));
+            },
+            [](io_op::args& a) {
+                const auto* v = static_cast<const iovec*>(a.buf);
+                const int n = static_cast<int>(a.len);
+                return positional_or_not(
+                    a.offset, [&] { return ::preadv(a.fd, v, n, a.offset); },
+                    [&] { return ::readv(a.fd, v, n); });
+            },
+            std::move(stop)};
+}
+
+detail::io_awaiter<std::size_t> writev(int fd, std::span<const iovec> iov, std::int64_t offset,
+                                       std::stop_token stop) {
+    // args: buf = the iovec array, len = its entry count.
+    return {{.fd = fd,
+             .buf = const_cast<iovec*>(iov.data()),
+             .len = iov_count(iov.size()),
+             .offset = offset},
+            retry_on::writable,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_writev(sqe, a.fd, static_cast<const iovec*>(a.buf),
+                                     static_cast<unsigned>(a.len), file_offset(a.offset));
+            },
+            [](io_op::args& a) {
+                const auto* v = static_cast<const iovec*>(a.buf);
+                const int n = static_cast<int>(a.len);
+                return positional_or_not(
+                    a.offset, [&] { return ::pwritev(a.fd, v, n, a.offset); },
+                    [&] { return ::writev(a.fd, v, n); });
             },
             std::move(stop)};
 }
 
 detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags,
                                      std::stop_token stop) {
-    return {io_op::args{fd, buf.data(), buf.size(), 0, flags}, false,
+    return {{.fd = fd, .flags = flags, .buf = buf.data(), .len = buf.size()},
+            retry_on::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
-                io_uring_prep_recv(sqe, a.fd, a.buf, a.len, a.flags);
+                io_uring_prep_recv(sqe, a.fd, a.buf, sqe_len(a.len), a.flags);
             },
             [](io_op::args& a) {
                 return detail::syscall_result(::recv(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
@@ -200,20 +299,23 @@ detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags
 
 detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, int flags,
                                      std::stop_token stop) {
-    return {
-        io_op::args{fd, const_cast<std::byte*>(data.data()), data.size(), 0, flags | MSG_NOSIGNAL},
-        true,
-        [](io_uring_sqe* sqe, const io_op::args& a) {
-            io_uring_prep_send(sqe, a.fd, a.buf, a.len, a.flags);
-        },
-        [](io_op::args& a) {
-            return detail::syscall_result(::send(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
-        },
-        std::move(stop)};
+    return {{.fd = fd,
+             .flags = flags | MSG_NOSIGNAL,
+             .buf = const_cast<std::byte*>(data.data()),
+             .len = data.size()},
+            retry_on::writable,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_send(sqe, a.fd, a.buf, sqe_len(a.len), a.flags);
+            },
+            [](io_op::args& a) {
+                return detail::syscall_result(::send(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
+            },
+            std::move(stop)};
 }
 
 detail::io_awaiter<int> accept(int listener, std::stop_token stop) {
-    return {io_op::args{listener, nullptr, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC}, false,
+    return {{.fd = listener, .flags = SOCK_NONBLOCK | SOCK_CLOEXEC},
+            retry_on::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_accept(sqe, a.fd, nullptr, nullptr, a.flags);
             },
@@ -225,7 +327,8 @@ detail::io_awaiter<int> accept(int listener, std::stop_token stop) {
 
 detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len, std::stop_token stop) {
     // args: buf = the address, len = its length, flags = 1 once the connect has started.
-    return {io_op::args{fd, const_cast<sockaddr*>(addr), len, 0, 0}, true,
+    return {{.fd = fd, .buf = const_cast<sockaddr*>(addr), .len = len},
+            retry_on::writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_connect(sqe, a.fd, static_cast<const sockaddr*>(a.buf),
                                       static_cast<socklen_t>(a.len));
@@ -249,24 +352,97 @@ detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len, std
 
 detail::io_awaiter<int> shutdown(int fd, int how) {
     return {
-        io_op::args{fd, nullptr, 0, 0, how},
-        true,
+        {.fd = fd, .flags = how},
+        retry_on::never,
         [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_shutdown(sqe, a.fd, a.flags); },
         [](io_op::args& a) { return detail::syscall_result(::shutdown(a.fd, a.flags)); },
         {}};
 }
 
 detail::io_awaiter<int> close(int fd) {
-    return {io_op::args{fd, nullptr, 0, 0, 0},
-            true,
+    return {{.fd = fd},
+            retry_on::never,
             [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_close(sqe, a.fd); },
             [](io_op::args& a) { return detail::syscall_result(::close(a.fd)); },
             {}};
 }
 
+detail::io_awaiter<int> openat(int dirfd, const char* path, int flags, mode_t mode) {
+    // args: buf = the path, len = the mode.
+    return {{.fd = dirfd,
+             .flags = flags | O_CLOEXEC,
+             .buf = const_cast<char*>(checked_path(path, "open()/openat() with a null path")),
+             .len = mode},
+            retry_on::never,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_openat(sqe, a.fd, static_cast<const char*>(a.buf), a.flags,
+                                     static_cast<mode_t>(a.len));
+            },
+            [](io_op::args& a) {
+                return detail::syscall_result(::openat(a.fd, static_cast<const char*>(a.buf),
+                                                       a.flags, static_cast<mode_t>(a.len)));
+            },
+            {}};
+}
+
+detail::io_awaiter<int> open(const char* path, int flags, mode_t mode) {
+    return openat(AT_FDCWD, path, flags, mode);
+}
+
+detail::io_awaiter<void> fsync(int fd) {
+    return {{.fd = fd},
+            retry_on::never,
+            [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_fsync(sqe, a.fd, 0); },
+            [](io_op::args& a) { return detail::syscall_result(::fsync(a.fd)); },
+            {}};
+}
+
+detail::io_awaiter<void> fdatasync(int fd) {
+    return {{.fd = fd},
+            retry_on::never,
+            [](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_fsync(sqe, a.fd, IORING_FSYNC_DATASYNC);
+            },
+            [](io_op::args& a) { return detail::syscall_result(::fdatasync(a.fd)); },
+            {}};
+}
+
+detail::io_awaiter<void> statx(int dirfd, const char* path, int flags, unsigned mask,
+                               struct ::statx* out) {
+    if (!out) detail::misuse("statx() with a null result buffer");
+    // args: buf = the path, len = the mask, aux = the result.
+    return {{.fd = dirfd,
+             .flags = flags,
+             .buf = const_cast<char*>(checked_path(path, "statx() with a null path")),
+             .len = mask,
+             .aux = out},
+            retry_on::never,
+            prep_statx,
+            attempt_statx,
+            {}};
+}
+
+detail::file_size_awaiter::file_size_awaiter(int fd) noexcept
+    : io_op({.fd = fd,
+             .flags = AT_EMPTY_PATH,
+             .buf = const_cast<char*>(""),
+             .len = STATX_SIZE,
+             .aux = &stx_},
+            retry_on::never, prep_statx, attempt_statx, {}) {}
+
+result<std::uint64_t> detail::file_size_awaiter::await_resume() noexcept {
+    const long r = finish();
+    if (r < 0) return result<std::uint64_t>::from_errno(static_cast<int>(-r));
+    return stx_.stx_size;
+}
+
+detail::file_size_awaiter file_size(int fd) {
+    return detail::file_size_awaiter(fd);
+}
+
 detail::io_awaiter<int> nop() {
-    return {io_op::args{-1, nullptr, 0, 0, 0},
-            false,
+    return {{.fd = -1},
+            retry_on::never,
             [](io_uring_sqe* sqe, const io_op::args&) { io_uring_prep_nop(sqe); },
             [](io_op::args&) -> long { return 0; },
             {}};

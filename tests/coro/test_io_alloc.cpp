@@ -7,10 +7,16 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <new>
+#include <string>
 
 namespace {
 std::atomic<long> allocations{0};
@@ -53,4 +59,44 @@ TEST_CASE_FIXTURE(corio::test::loop_fixture,
     CHECK(delta.load() == 0);  // 20000 operations, no heap allocation
     close(sv[0]);
     close(sv[1]);
+}
+
+TEST_CASE_FIXTURE(corio::test::loop_fixture,
+                  "file operations through io_uring allocate nothing per operation") {
+    REQUIRE(ctx.has_io_uring());
+    std::string dir = std::filesystem::temp_directory_path() / "corio-io-alloc-XXXXXX";
+    REQUIRE(::mkdtemp(dir.data()) != nullptr);
+    const int dirfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(dirfd >= 0);
+    // Per round: openat, writev, readv, fdatasync, fsync, statx, file_size, close. The syncs
+    // reach the disk, hence fewer rounds than for sockets.
+    auto rounds = [](int dfd, int n, std::atomic<long>* measured) -> task<bool> {
+        char out[16] = "fifteen bytes..";
+        char a[8], b[8];
+        const iovec out_v[] = {{out, 8}, {out + 8, 8}};
+        const iovec in_v[] = {{a, sizeof a}, {b, sizeof b}};
+        struct ::statx st {};
+        long before = 0;
+        for (int i = 0; i < n; ++i) {
+            if (i == 100) before = allocations.load();  // after warm-up
+            auto fd = co_await corio::openat(dfd, "file", O_RDWR | O_CREAT, 0600);
+            if (!fd) co_return false;
+            auto w = co_await corio::writev(*fd, out_v, 0);
+            auto r = co_await corio::readv(*fd, in_v, 0);
+            auto ds = co_await corio::fdatasync(*fd);
+            auto fs = co_await corio::fsync(*fd);
+            auto sx = co_await corio::statx(dfd, "file", 0, STATX_SIZE, &st);
+            auto sz = co_await corio::file_size(*fd);
+            auto c = co_await corio::close(*fd);
+            if (!w || *w != 16 || !r || *r != 16 || !ds || !fs || !sx || !sz || *sz != 16 || !c)
+                co_return false;
+        }
+        measured->store(allocations.load() - before);
+        co_return true;
+    };
+    std::atomic<long> delta{-1};
+    CHECK(corio::run(ctx, rounds(dirfd, 600, &delta)));
+    CHECK(delta.load() == 0);  // 4000 operations, no heap allocation
+    ::close(dirfd);
+    std::filesystem::remove_all(dir);
 }

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <atomic>
 #include <cstring>
@@ -289,4 +290,61 @@ TEST_CASE_FIXTURE(loop_fixture,
     }(sp.b));
     CHECK(n == 4);
     CHECK(ctx.compute_timeout() == -1);  // its timer is gone
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "an operation that succeeds at once leaves another waiter's fd handler alone") {
+    // A send that completes without suspending must not remove the handler through which a recv
+    // on the same socket is waiting (epoll/poll register one; io_uring has none to lose).
+    socket_pair sp;
+    auto reader = corio::spawn(ctx, recv_string(sp.b, 4));
+    ctx.poll(false);  // the reader is now waiting
+    REQUIRE_FALSE(reader.done());
+    const bool sent = corio::run(ctx, [](int fd) -> task<bool> {
+        auto s = co_await corio::send(fd, bytes("sent"));
+        co_return s&&* s == 4;
+    }(sp.b));
+    CHECK(sent);
+    REQUIRE(::send(sp.a, "back", 4, 0) == 4);
+    ctx.run_until([&] { return reader.done(); });  // the watchdog fails a lost wake-up
+    CHECK(reader.get() == "back");
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "an offset on a pipe is ignored on every backend, as io_uring does") {
+    // pread/pwrite say ESPIPE there; io_uring reads and writes the stream. Both agree now.
+    corio::test::test_pipe p;
+    auto [wrote, got] = corio::run(ctx, [](int rd, int wr) -> task<std::pair<long, std::string>> {
+        auto w = co_await corio::write(wr, bytes("pipe"), 3);
+        std::string s(8, '\0');
+        auto r = co_await corio::read(rd, std::as_writable_bytes(std::span(s)), 5);
+        if (!w || !r) co_return std::pair{-1L, std::string()};
+        s.resize(*r);
+        co_return std::pair{static_cast<long>(*w), s};
+    }(p.rd, p.wr));
+    CHECK(wrote == 4);
+    CHECK(got == "pipe");
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a buffer of 4 GiB or more is not truncated to a short length") {
+    // io_uring's length field has 32 bits: 4 GiB must not become 0 (a false EOF). Only the
+    // pages actually written are ever backed by memory.
+    constexpr std::size_t huge = std::size_t{1} << 32;
+    void* mem = ::mmap(nullptr, huge, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    REQUIRE(mem != MAP_FAILED);
+    const std::span<std::byte> buf(static_cast<std::byte*>(mem), huge);
+    corio::test::test_pipe p;
+    socket_pair sp;
+    p.put('a');
+    REQUIRE(::send(sp.a, "bc", 2, 0) == 2);
+    auto [from_pipe, from_socket] = corio::run(
+        ctx, [](std::span<std::byte> b, int rd, int sock) -> task<std::pair<long, long>> {
+            auto r = co_await corio::read(rd, b);
+            auto s = co_await corio::recv(sock, b);
+            co_return std::pair{r ? static_cast<long>(*r) : -1L, s ? static_cast<long>(*s) : -1L};
+        }(buf, p.rd, sp.b));
+    ::munmap(mem, huge);
+    CHECK(from_pipe == 1);
+    CHECK(from_socket == 2);
 }

@@ -1,4 +1,5 @@
-// corio I/O awaitables: readiness waits, and read/write/recv/send/accept.
+// corio I/O awaitables: readiness waits; read/write/recv/send/accept/connect on fds; and file
+// operations (readv/writev, open/openat, fsync/fdatasync, statx).
 //
 // Each operation is one awaiter object living in the awaiting frame. With io_uring it is one
 // SQE through context::add_sqe and the awaiter *is* the cqe_handler: no allocation, no syscall
@@ -7,7 +8,9 @@
 // handler each time the fd is ready. Application code is the same on every backend.
 // On epoll/poll the fd must be non-blocking for read/write/accept (the socket helpers make it
 // so; recv/send add MSG_DONTWAIT themselves), and regular files are read and written inline on
-// the loop thread until the thread pool lands.
+// the loop thread until the thread pool lands; open, fsync and statx run inline there too, so
+// they block the loop thread for as long as the kernel takes (a slow disk, a network file
+// system, a FIFO waiting for its other end).
 #pragma once
 
 #include <corio/cancel.hpp>
@@ -17,6 +20,8 @@
 #include <corio/task.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <cerrno>
 #include <coroutine>
 #include <cstddef>
@@ -69,20 +74,25 @@ namespace detail {
 /// The state machine behind every read/write-style operation (see the file comment).
 class io_op : public cqe_handler {
 public:
+    /// The operation's arguments; each operation documents what it keeps where.
     struct args {
-        int fd;
-        void* buf;
-        std::size_t len;
-        std::int64_t offset;
-        int flags;
+        int fd = -1;
+        int flags = 0;
+        void* buf = nullptr;
+        std::size_t len = 0;
+        std::int64_t offset = 0;
+        void* aux = nullptr;  // a second pointer (statx: the result)
     };
     using prep_fn = void (*)(io_uring_sqe* sqe, const args& a);
     /// The non-blocking syscall: its result, or -errno (-EAGAIN: wait for readiness, retry).
     /// May keep state in `a` between attempts (connect: started, then check SO_ERROR).
     using attempt_fn = long (*)(args& a);
+    /// Without io_uring, which readiness of `fd` makes a failed attempt (-EAGAIN) worth
+    /// retrying; `never`: the first attempt's result is final (work on regular files, paths).
+    enum class retry_on : unsigned char { readable, writable, never };
 
-    io_op(args a, bool writes, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
-        : args_(a), writes_(writes), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
+    io_op(args a, retry_on retry, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
+        : args_(a), retry_(retry), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
     ~io_op() {
         if (ctx_) unregister();
     }
@@ -108,7 +118,7 @@ private:
 
     detail::cancel_point cancel_;
     args args_;
-    bool writes_;
+    retry_on retry_;
     prep_fn prep_;
     attempt_fn attempt_;
     std::stop_token stop_;
@@ -127,13 +137,36 @@ public:
     }
 };
 
+template <>
+class io_awaiter<void> : public io_op {
+public:
+    using io_op::io_op;
+    result<void> await_resume() noexcept {
+        const long r = finish();
+        if (r < 0) return result<void>::from_errno(static_cast<int>(-r));
+        return {};
+    }
+};
+
+/// `file_size`'s awaiter: a statx whose result buffer lives in the awaiter.
+class file_size_awaiter : public io_op {
+public:
+    explicit file_size_awaiter(int fd) noexcept;
+    result<std::uint64_t> await_resume() noexcept;
+
+private:
+    struct ::statx stx_;
+};
+
 }  // namespace detail
 
-/// `co_await read(fd, buf[, offset][, stop])` → bytes read (0 at end of file). `offset` -1 uses
-/// and advances the file position. Partial reads are reported as such; see read_exact.
+/// `co_await read(fd, buf[, offset][, stop])` → bytes read (0 at end of file). `offset` -1 (any
+/// negative value) uses and advances the file position; on a pipe or socket the offset is
+/// ignored (as io_uring does; no ESPIPE). Partial reads are reported as such; see read_exact.
 detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int64_t offset = -1,
                                      std::stop_token stop = {});
 /// `co_await write(fd, data[, offset][, stop])` → bytes written (possibly fewer; see write_all).
+/// `offset` as for read.
 detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data,
                                       std::int64_t offset = -1, std::stop_token stop = {});
 /// `co_await recv(fd, buf[, flags][, stop])` → bytes received (0: the peer shut down).
@@ -156,6 +189,51 @@ detail::io_awaiter<int> close(int fd);
 /// `co_await nop()`: an io_uring NOP round trip through the loop (0 at once elsewhere); for
 /// measuring the coroutine layer's overhead.
 detail::io_awaiter<int> nop();
+
+/// `co_await readv(fd, iov[, offset][, stop])` → bytes read into the buffers of `iov`, in order
+/// (0 at end of file, or when the buffers hold no bytes at all — also for an empty `iov`).
+/// `offset` as for read. The iovec array and its buffers must stay valid until the operation
+/// completes (they do while it is awaited); more than IOV_MAX entries give EINVAL.
+/// A stop request cancels a read that waits (a pipe, a socket) with ECANCELED; a read from a
+/// regular file is usually done before a cancel can catch it, and then reports its bytes.
+detail::io_awaiter<std::size_t> readv(int fd, std::span<const iovec> iov, std::int64_t offset = -1,
+                                      std::stop_token stop = {});
+/// `co_await writev(fd, iov[, offset][, stop])` → bytes written from the buffers of `iov`, in
+/// order (possibly fewer). Same rules as readv.
+detail::io_awaiter<std::size_t> writev(int fd, std::span<const iovec> iov, std::int64_t offset = -1,
+                                       std::stop_token stop = {});
+
+/// `co_await openat(dirfd, path, flags[, mode])` → a new fd for `path`, relative to the directory
+/// `dirfd` (or AT_FDCWD; ignored for an absolute path). `flags` and `mode` as for openat(2),
+/// **plus O_CLOEXEC always** (every fd corio opens is close-on-exec; clear it with fcntl if a
+/// child process must inherit the fd). `path` must stay valid until the operation completes (a
+/// string in the awaiting frame, or a temporary in the same full expression as the co_await).
+/// Errors are values (ENOENT, EACCES, EEXIST, EBADF, ENOTDIR, EINVAL for contradictory flags);
+/// a null `path` aborts (misuse). Not cancellable. Without io_uring it runs inline on the loop
+/// thread (blocking; see the file comment).
+detail::io_awaiter<int> openat(int dirfd, const char* path, int flags, mode_t mode = 0);
+/// `co_await open(path, flags[, mode])`: openat(AT_FDCWD, path, flags, mode) — O_CLOEXEC added.
+detail::io_awaiter<int> open(const char* path, int flags, mode_t mode = 0);
+
+/// `co_await fsync(fd)`: flushes the file's data and metadata to stable storage (fsync(2)).
+/// EBADF for a bad fd, EINVAL for an fd that cannot be synced (a pipe, a socket). Not
+/// cancellable; without io_uring it runs inline on the loop thread (blocking).
+detail::io_awaiter<void> fsync(int fd);
+/// `co_await fdatasync(fd)`: like fsync, but only the metadata needed to read the data back
+/// (fdatasync(2); IORING_FSYNC_DATASYNC).
+detail::io_awaiter<void> fdatasync(int fd);
+
+/// `co_await statx(dirfd, path, flags, mask, out)`: fills `*out` as statx(2) does (`mask`: the
+/// STATX_* fields wanted; check `out->stx_mask` for those the file system provided). For the
+/// fd itself, pass `path` "" and AT_EMPTY_PATH in `flags`. `path` and `out` must stay valid
+/// until the operation completes. Errors are values (ENOENT, EBADF, EINVAL for unknown flags
+/// or mask bits); a null `path` or `out` aborts (misuse). Not cancellable; without io_uring it
+/// runs inline on the loop thread (blocking).
+detail::io_awaiter<void> statx(int dirfd, const char* path, int flags, unsigned mask,
+                               struct ::statx* out);
+/// `co_await file_size(fd)` → the size in bytes of the file open as `fd` (a statx of the fd for
+/// STATX_SIZE; the result buffer lives in the awaiter). Errors as for statx.
+detail::file_size_awaiter file_size(int fd);
 
 /// Writes all of `data` (looping over partial writes): the byte count, or the first error.
 task<result<std::size_t>> write_all(int fd, std::span<const std::byte> data,
