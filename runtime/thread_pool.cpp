@@ -1,14 +1,13 @@
 // The thread pool (see thread_pool.hpp).
 //
 // One mutex guards the queue, the job states and the counters; workers wait on a condition
-// variable. Hand-overs to the home thread are work items posted to the context — posted while
-// holding the mutex, so a job's "cancelled while running" item always precedes its "done" item.
+// variable. The hand-over to the home thread is the job's work item, posted to the context.
 // Job states (under the mutex):
 //   queued  -> running   a worker took it
-//   queued  -> cancelled stop request: unlinked, "done" item posted (completion: ECANCELED)
-//   running -> abandoned stop request: "cancel" item posted (completion: ECANCELED at once)
-//   running|abandoned -> done   the function returned: "done" item posted (frees the job, and
-//                               delivers the result unless the cancel item already ran)
+//   queued  -> cancelled stop request: unlinked, item posted (completion: ECANCELED)
+//   running -> done      the function returned: item posted (completion: the result, or
+//                        ECANCELED if a stop request came meanwhile and the job drops late
+//                        results)
 #include <corio/context.hpp>
 #include <corio/error.hpp>
 #include <corio/thread_pool.hpp>
@@ -166,8 +165,6 @@ void thread_pool::state::work(worker& self) {
         lock.lock();
         --running;
         ++completed;
-        // An abandoned job's completion already ran (or is queued before this item): the done
-        // item only frees it.
         job->state_ = pool_job::state::done;
         ctx.post_item(&job->done_item_.item);
     }
@@ -187,9 +184,10 @@ void pool_job::on_stop::operator()() const noexcept {
             s.ctx.post_item(&job->done_item_.item);
             break;
         case state::running:
-            job->state_ = state::abandoned;
-            ++s.cancelled;
-            s.ctx.post_item(&job->cancel_item_.item);
+            if (!job->keep_late_result_ && !job->dropped_) {
+                job->dropped_ = true;
+                ++s.cancelled;
+            }
             break;
         default:
             break;  // done, or cancelled already
@@ -262,16 +260,7 @@ void thread_pool::submit_job(std::unique_ptr<pool_job> owned, std::stop_token st
         } guard{s, j};
         j->stop_.reset();  // no stop callback runs from here on
         j->stop2_.reset();
-        if (!j->delivered_) {
-            j->delivered_ = true;
-            j->complete(j->state_ == pool_job::state::cancelled);
-        }
-    };
-    job->cancel_item_.job = job;
-    job->cancel_item_.item.run = [](work_item* w) {
-        pool_job* j = job_of(w);
-        j->delivered_ = true;
-        j->complete(true);  // the job is freed by its done item, which follows
+        j->complete(j->state_ == pool_job::state::cancelled || j->dropped_);
     };
     if (stop.stop_requested() || stop2.stop_requested()) {  // never started, never run
         const std::lock_guard lock(s_->mutex);
@@ -298,7 +287,7 @@ void thread_pool::submit_job(std::unique_ptr<pool_job> owned, std::stop_token st
     }
     state::join(std::move(exited));
     // After queueing: a stop requested meanwhile runs its callback here and cancels the job
-    // (or, if a worker was quicker, abandons or leaves it).
+    // (or, if a worker was quicker, drops its result or leaves it).
     if (stop.stop_possible()) job->stop_.emplace(std::move(stop), pool_job::on_stop{job});
     if (stop2.stop_possible()) job->stop2_.emplace(std::move(stop2), pool_job::on_stop{job});
 }

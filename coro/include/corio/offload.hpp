@@ -22,9 +22,10 @@ namespace corio {
 /// `co_await offload(fn[, stop])`: runs `fn()` on a worker of the current context's thread pool
 /// and continues the coroutine on its context with fn's value as a result<R> (result<void> for
 /// a void fn). An exception thrown by fn is rethrown here. A stop request (or the coroutine's
-/// own stop token) gives ECANCELED: at once, whether fn has not started (then it never runs)
-/// or is running (then its result is destroyed unseen when it returns). EAGAIN if the pool has
-/// no worker and cannot start one. Allocates one job.
+/// own stop token) gives ECANCELED: at once if fn has not started (it never runs); if it is
+/// running, once it returns (fn cannot be interrupted, and may use what it captured until
+/// then), its result destroyed unseen. EAGAIN if the pool has no worker and cannot start one.
+/// Allocates one job.
 template <class Fn>
 class offload_awaiter {
 public:

@@ -7,9 +7,11 @@
 // `min` are alive.
 //
 // Cancellation (a std::stop_token, from any thread): work that has not started is removed and
-// never runs; its completion sees ECANCELED. Work that has started cannot be interrupted: its
-// completion sees ECANCELED at once and the work's result is destroyed, unseen, when it ends.
-// Either way the completion runs exactly once.
+// never runs; its completion sees ECANCELED at once. Work that has started cannot be
+// interrupted: it runs to its end (so whatever it references stays in use until then), and
+// its completion then sees ECANCELED, its result destroyed unseen — unless the job keeps late
+// results (I/O: the bytes were transferred, so the count is reported). Either way the
+// completion runs exactly once.
 //
 // Destroying the context: queued work is dropped (neither the function nor the completion
 // runs; both are destroyed), running work is waited for and its completion dropped. No worker
@@ -52,7 +54,10 @@ struct thread_pool_stats {
 /// completion has run (or it was dropped).
 class pool_job {
 public:
-    pool_job() = default;
+    /// `keep_late_result`: a stop request that comes after the work started does not change
+    /// what the completion sees.
+    explicit pool_job(bool keep_late_result = false) noexcept
+        : keep_late_result_(keep_late_result) {}
     virtual ~pool_job() = default;
     pool_job(const pool_job&) = delete;
     pool_job& operator=(const pool_job&) = delete;
@@ -67,12 +72,13 @@ protected:
 
 private:
     friend class thread_pool;
-    enum class state : unsigned char { queued, running, abandoned, done, cancelled };
+    enum class state : unsigned char { queued, running, done, cancelled };
 
     thread_pool* pool_ = nullptr;
     state state_ = state::queued;  // guarded by the pool's mutex
-    bool delivered_ = false;       // home thread: complete() has run
-    pool_job* prev_ = nullptr;     // the pool's list of live jobs (mutex)
+    bool keep_late_result_;
+    bool dropped_ = false;      // stopped while running: the result is not delivered (mutex)
+    pool_job* prev_ = nullptr;  // the pool's list of live jobs (mutex)
     pool_job* next_ = nullptr;
     pool_job* queue_next_ = nullptr;  // the FIFO of queued jobs (mutex)
     pool_job* queue_prev_ = nullptr;
@@ -80,8 +86,7 @@ private:
         work_item item;
         pool_job* job = nullptr;
     };
-    tagged_item done_item_;    // the worker's hand-over (or a queued job's cancellation)
-    tagged_item cancel_item_;  // ECANCELED for a job cancelled while running
+    tagged_item done_item_;  // the worker's hand-over, or a queued job's cancellation
     struct on_stop {
         pool_job* job;
         void operator()() const noexcept;
@@ -100,7 +105,7 @@ public:
     void set_idle_timeout(std::chrono::milliseconds timeout);
 
     /// Runs `fn()` on a worker; then `done(result<R>)` on the home thread, R being fn's return
-    /// type (result<void> for void), with ECANCELED if `stop` was requested first. An
+    /// type (result<void> for void), with ECANCELED if `stop` was requested (see above). An
     /// exception thrown by `fn` is rethrown on the home thread in place of calling `done`
     /// (propagating out of poll()). Home thread only; allocates the job.
     template <class Fn, class Done>
@@ -137,7 +142,8 @@ class function_job : public pool_job {
 public:
     using value_type = std::invoke_result_t<Fn&>;
 
-    explicit function_job(Fn fn) : fn_(std::move(fn)) {}
+    explicit function_job(Fn fn, bool keep_late_result = false)
+        : pool_job(keep_late_result), fn_(std::move(fn)) {}
 
 protected:
     void execute() noexcept override {
