@@ -10,6 +10,7 @@
 // readable.
 // The full barriers are the seq_cst store/load pairs on notify_me and notified and the fence
 // after the clear (store→load ordering; acquire/release alone would allow the lost wake-up).
+// tests/model/notify.pml model-checks the protocol, and the mistakes that would break it.
 #include "runtime/detail/loop.hpp"
 
 #include <unistd.h>

@@ -87,7 +87,8 @@ public:
             // The clear may overwrite a notify() whose work (a stop request, the manual clock,
             // a BH) the loads that follow must then see: none of them may be satisfied before
             // the clear is visible, which takes a full fence. A seq_cst store alone does not
-            // order later acquire or relaxed loads (AArch64's LDAPR may pass an STLR).
+            // order later acquire or relaxed loads (AArch64's LDAPR may pass an STLR): the
+            // lost wake-up of BUG_ACCEPT_NO_FENCE in tests/model/notify.pml.
 #if defined(__SANITIZE_THREAD__)
             // GCC's ThreadSanitizer rejects fences (-Wtsan). A seq_cst exchange does the job
             // on the hardware: later loads stay behind its acquire half.
