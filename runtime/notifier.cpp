@@ -5,10 +5,12 @@
 // that value may be a stale positive the consumer is about to clear.
 // Consumer (home thread, poll()): before a wait that may block, notify_me += 2; full barrier;
 // re-check `notified` and every work source; only then block. After the wait: notify_me -= 2,
-// then notify_accept() clears `notified` before any work source is looked at. The eventfd is
-// drained only by the home thread and only when the backend reported it readable.
-// The full barriers are the seq_cst store/load pairs on notify_me and notified (store→load
-// ordering; acquire/release alone would allow the lost wake-up).
+// then notify_accept() clears `notified`, with a full fence, before any work source is looked
+// at. The eventfd is drained only by the home thread and only when the backend reported it
+// readable.
+// The full barriers are the seq_cst store/load pairs on notify_me and notified and the fence
+// after the clear (store→load ordering; acquire/release alone would allow the lost wake-up).
+// tests/model/notify.pml model-checks the protocol, and the mistakes that would break it.
 #include "runtime/detail/loop.hpp"
 
 #include <unistd.h>

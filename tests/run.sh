@@ -20,7 +20,7 @@ source "$top/tests/support/build_dir.sh"
 
 corio_install_packages || exit 1
 # Benchmark baseline (Asio) and the notify-protocol model checker; the suite runs without them.
-corio_install_optional_packages libasio-dev spin
+corio_install_optional_packages "${corio_optional_packages[@]}"
 
 # Caller-set options win. abort_on_error turns a report into a crash meson shows as a failure.
 export ASAN_OPTIONS=${ASAN_OPTIONS-detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1}

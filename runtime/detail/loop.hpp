@@ -84,7 +84,19 @@ public:
         // set for the next iteration, which then does not block: a spurious wake-up at worst,
         // never a lost one.
         if (notified.load(std::memory_order_relaxed)) {
-            notified.store(false, std::memory_order_seq_cst);
+            // The clear may overwrite a notify() whose work (a stop request, the manual clock,
+            // a BH) the loads that follow must then see: none of them may be satisfied before
+            // the clear is visible, which takes a full fence. A seq_cst store alone does not
+            // order later acquire or relaxed loads (AArch64's LDAPR may pass an STLR): the
+            // lost wake-up of BUG_ACCEPT_NO_FENCE in tests/model/notify.pml.
+#if defined(__SANITIZE_THREAD__)
+            // GCC's ThreadSanitizer rejects fences (-Wtsan). A seq_cst exchange does the job
+            // on the hardware: later loads stay behind its acquire half.
+            notified.exchange(false, std::memory_order_seq_cst);
+#else
+            notified.store(false, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
         }
     }
     void kick() noexcept;  // one eventfd write
@@ -137,7 +149,8 @@ public:
     // after the store sees `notified` / the published work.
     std::atomic<std::uint32_t> notify_me{0};
     // [any thread] Set by notify() after the work is published (seq_cst store), cleared by the
-    // home thread in notify_accept() *before* it looks at any work source.
+    // home thread in notify_accept() *before* it looks at any work source (clear, then a full
+    // fence that keeps those loads behind the clear).
     std::atomic<bool> notified{false};
     // [any thread] Set by stop(), consumed by run().
     std::atomic<bool> stop_requested{false};

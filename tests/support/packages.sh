@@ -15,6 +15,11 @@ corio_required_packages=(
     libfmt-dev liburing-dev libboost-context-dev doctest-dev
 )
 
+# Optional, for the test suite only: without them the tests that need them report SKIP. Asio is
+# the benchmarks' baseline; spin model-checks the notify protocol (tests/model/check.sh).
+# shellcheck disable=SC2034 # used by tests/run.sh
+corio_optional_packages=(libasio-dev spin)
+
 corio_apt_lists_refreshed=false
 
 # corio_missing_packages PACKAGE...: prints, one a line, each PACKAGE that dpkg does not list as
