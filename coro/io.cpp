@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <memory>
 #include <utility>
 
 namespace corio {
@@ -81,6 +82,17 @@ result<void> wait_ready::await_resume() noexcept {
 
 namespace detail {
 
+namespace {
+
+// Where epoll and poll cannot tell readiness (they always report these ready) and the kernel
+// may block on a disk.
+bool is_file(int fd) noexcept {
+    struct stat st {};
+    return ::fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
+}  // namespace
+
 void io_op::unregister() noexcept {
     remove_temporary_handler(ctx_, args_.fd);
 }
@@ -95,8 +107,8 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
         return false;
     }
     context& ctx = *self->ctx.load(std::memory_order_relaxed);  // where it runs now
+    self->resume_point = h;
     if (ctx.has_io_uring()) {
-        self->resume_point = h;
         cb = on_cqe;
         ctx.add_sqe(
             [](io_uring_sqe* sqe, void* op) {
@@ -113,13 +125,17 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
             true);
         return true;
     }
+    const bool maybe_file =
+        fallback_ == fallback::file_or_readable || fallback_ == fallback::file_or_writable;
+    if (fallback_ == fallback::pool || (maybe_file && is_file(args_.fd)))
+        return run_on_pool(self, ctx);
     result_ = attempt_(args_);  // the fast path: often no suspension at all
-    if (retry_ == retry_on::never || (result_ != -EAGAIN && result_ != -EWOULDBLOCK)) {
+    if (fallback_ == fallback::once || (result_ != -EAGAIN && result_ != -EWOULDBLOCK)) {
         return false;  // done without registering anything
     }
-    self->resume_point = h;
     fd_callbacks callbacks;
-    (retry_ == retry_on::writable ? callbacks.write : callbacks.read) = on_ready;
+    const bool writes = fallback_ == fallback::writable || fallback_ == fallback::file_or_writable;
+    (writes ? callbacks.write : callbacks.read) = on_ready;
     try {
         ctx.add_fd_handler(args_.fd, callbacks, this);
     } catch (const error& e) {
@@ -129,6 +145,34 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
     ctx_ = &ctx;
     cancel_.arm(std::move(stop_), ctx, self, this,
                 [](void* op) { static_cast<io_op*>(op)->unregister(); });
+    return true;
+}
+
+// Runs the operation's syscall on a worker; the completion hands the result over on the
+// coroutine's context. A stop request cancels it only before it started (a transfer that
+// happened is reported, as io_uring reports a cancel that came too late).
+struct io_op::pool_call final : pool_job {
+    pool_call(io_op* op, co_state* co) noexcept : pool_job(true), op_(op), co_(co) {}
+
+    void execute() noexcept override { result_ = op_->attempt_(op_->args_); }
+    void complete(bool cancelled) override {
+        op_->result_ = cancelled ? -ECANCELED : result_;
+        wake_local(co_);  // a BH pass of the coroutine's context
+    }
+
+    io_op* op_;
+    co_state* co_;
+    long result_ = 0;
+};
+
+bool io_op::run_on_pool(co_state* self, context& ctx) {
+    try {
+        ctx.pool().submit_job(std::make_unique<pool_call>(this, self), std::move(stop_),
+                              self->stop);
+    } catch (const error& e) {
+        result_ = -e.code().value();
+        return false;
+    }
     return true;
 }
 
@@ -157,7 +201,7 @@ long syscall_result(long r) noexcept {
 namespace {
 
 using detail::io_op;
-using retry_on = io_op::retry_on;
+using fallback = io_op::fallback;
 
 std::uint64_t file_offset(std::int64_t offset) noexcept {
     return offset < 0 ? static_cast<std::uint64_t>(-1) : static_cast<std::uint64_t>(offset);
@@ -210,7 +254,7 @@ long attempt_statx(io_op::args& a) {
 detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int64_t offset,
                                      std::stop_token stop) {
     return {{.fd = fd, .buf = buf.data(), .len = buf.size(), .offset = offset},
-            retry_on::readable,
+            fallback::file_or_readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_read(sqe, a.fd, a.buf, sqe_len(a.len), file_offset(a.offset));
             },
@@ -228,7 +272,7 @@ detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, s
              .buf = const_cast<std::byte*>(data.data()),
              .len = data.size(),
              .offset = offset},
-            retry_on::writable,
+            fallback::file_or_writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_write(sqe, a.fd, a.buf, sqe_len(a.len), file_offset(a.offset));
             },
@@ -247,7 +291,7 @@ detail::io_awaiter<std::size_t> readv(int fd, std::span<const iovec> iov, std::i
              .buf = const_cast<iovec*>(iov.data()),
              .len = iov_count(iov.size()),
              .offset = offset},
-            retry_on::readable,
+            fallback::file_or_readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_readv(sqe, a.fd, static_cast<const iovec*>(a.buf),
                                     static_cast<unsigned>(a.len), file_offset(a.offset));
@@ -269,7 +313,7 @@ detail::io_awaiter<std::size_t> writev(int fd, std::span<const iovec> iov, std::
              .buf = const_cast<iovec*>(iov.data()),
              .len = iov_count(iov.size()),
              .offset = offset},
-            retry_on::writable,
+            fallback::file_or_writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_writev(sqe, a.fd, static_cast<const iovec*>(a.buf),
                                      static_cast<unsigned>(a.len), file_offset(a.offset));
@@ -287,7 +331,7 @@ detail::io_awaiter<std::size_t> writev(int fd, std::span<const iovec> iov, std::
 detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags,
                                      std::stop_token stop) {
     return {{.fd = fd, .flags = flags, .buf = buf.data(), .len = buf.size()},
-            retry_on::readable,
+            fallback::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_recv(sqe, a.fd, a.buf, sqe_len(a.len), a.flags);
             },
@@ -303,7 +347,7 @@ detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, in
              .flags = flags | MSG_NOSIGNAL,
              .buf = const_cast<std::byte*>(data.data()),
              .len = data.size()},
-            retry_on::writable,
+            fallback::writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_send(sqe, a.fd, a.buf, sqe_len(a.len), a.flags);
             },
@@ -315,7 +359,7 @@ detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, in
 
 detail::io_awaiter<int> accept(int listener, std::stop_token stop) {
     return {{.fd = listener, .flags = SOCK_NONBLOCK | SOCK_CLOEXEC},
-            retry_on::readable,
+            fallback::readable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_accept(sqe, a.fd, nullptr, nullptr, a.flags);
             },
@@ -328,7 +372,7 @@ detail::io_awaiter<int> accept(int listener, std::stop_token stop) {
 detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len, std::stop_token stop) {
     // args: buf = the address, len = its length, flags = 1 once the connect has started.
     return {{.fd = fd, .buf = const_cast<sockaddr*>(addr), .len = len},
-            retry_on::writable,
+            fallback::writable,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_connect(sqe, a.fd, static_cast<const sockaddr*>(a.buf),
                                       static_cast<socklen_t>(a.len));
@@ -353,7 +397,7 @@ detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len, std
 detail::io_awaiter<int> shutdown(int fd, int how) {
     return {
         {.fd = fd, .flags = how},
-        retry_on::never,
+        fallback::once,
         [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_shutdown(sqe, a.fd, a.flags); },
         [](io_op::args& a) { return detail::syscall_result(::shutdown(a.fd, a.flags)); },
         {}};
@@ -361,7 +405,7 @@ detail::io_awaiter<int> shutdown(int fd, int how) {
 
 detail::io_awaiter<int> close(int fd) {
     return {{.fd = fd},
-            retry_on::never,
+            fallback::once,
             [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_close(sqe, a.fd); },
             [](io_op::args& a) { return detail::syscall_result(::close(a.fd)); },
             {}};
@@ -373,7 +417,7 @@ detail::io_awaiter<int> openat(int dirfd, const char* path, int flags, mode_t mo
              .flags = flags | O_CLOEXEC,
              .buf = const_cast<char*>(checked_path(path, "open()/openat() with a null path")),
              .len = mode},
-            retry_on::never,
+            fallback::pool,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_openat(sqe, a.fd, static_cast<const char*>(a.buf), a.flags,
                                      static_cast<mode_t>(a.len));
@@ -391,7 +435,7 @@ detail::io_awaiter<int> open(const char* path, int flags, mode_t mode) {
 
 detail::io_awaiter<void> fsync(int fd) {
     return {{.fd = fd},
-            retry_on::never,
+            fallback::pool,
             [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_fsync(sqe, a.fd, 0); },
             [](io_op::args& a) { return detail::syscall_result(::fsync(a.fd)); },
             {}};
@@ -399,7 +443,7 @@ detail::io_awaiter<void> fsync(int fd) {
 
 detail::io_awaiter<void> fdatasync(int fd) {
     return {{.fd = fd},
-            retry_on::never,
+            fallback::pool,
             [](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_fsync(sqe, a.fd, IORING_FSYNC_DATASYNC);
             },
@@ -416,7 +460,7 @@ detail::io_awaiter<void> statx(int dirfd, const char* path, int flags, unsigned 
              .buf = const_cast<char*>(checked_path(path, "statx() with a null path")),
              .len = mask,
              .aux = out},
-            retry_on::never,
+            fallback::pool,
             prep_statx,
             attempt_statx,
             {}};
@@ -428,7 +472,7 @@ detail::file_size_awaiter::file_size_awaiter(int fd) noexcept
              .buf = const_cast<char*>(""),
              .len = STATX_SIZE,
              .aux = &stx_},
-            retry_on::never, prep_statx, attempt_statx, {}) {}
+            fallback::pool, prep_statx, attempt_statx, {}) {}
 
 result<std::uint64_t> detail::file_size_awaiter::await_resume() noexcept {
     const long r = finish();
@@ -442,7 +486,7 @@ detail::file_size_awaiter file_size(int fd) {
 
 detail::io_awaiter<int> nop() {
     return {{.fd = -1},
-            retry_on::never,
+            fallback::once,
             [](io_uring_sqe* sqe, const io_op::args&) { io_uring_prep_nop(sqe); },
             [](io_op::args&) -> long { return 0; },
             {}};

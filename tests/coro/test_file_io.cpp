@@ -3,6 +3,7 @@
 #include "support/loop_fixture.hpp"
 
 #include <corio/io.hpp>
+#include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
 
 #include <doctest/doctest.h>
@@ -13,13 +14,16 @@
 #include <unistd.h>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -374,4 +378,67 @@ TEST_CASE("open and statx with a null path abort with a clear message") {
         (void)corio::statx(AT_FDCWD, nullptr, 0, STATX_SIZE, &st);
     });
     CHECK(statx_msg.find("statx() with a null path") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "a file operation that blocks in the kernel does not block the loop") {
+    // Opening a FIFO for reading waits until a writer opens it. On io_uring the kernel runs the
+    // open asynchronously; on epoll and poll it runs on the thread pool. Either way other
+    // coroutines keep running meanwhile (inline, this test would hang until its watchdog).
+    temp_dir dir;
+    const std::string fifo = dir.file("fifo");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto reader = corio::spawn(ctx, [](const char* path) -> task<std::string> {
+        result<int> fd = co_await corio::open(path, O_RDONLY);
+        if (!fd) co_return fd.error().message();
+        std::array<std::byte, 16> buf{};
+        result<std::size_t> n = co_await corio::read(*fd, buf);
+        (void)co_await corio::close(*fd);
+        if (!n) co_return n.error().message();
+        co_return std::string(reinterpret_cast<const char*>(buf.data()), *n);
+    }(fifo.c_str()));
+    bool other_ran = false;
+    auto other = corio::spawn(ctx, [](bool& ran) -> task<void> {
+        for (int i = 0; i < 3; ++i) (void)co_await corio::sleep_for(std::chrono::milliseconds(1));
+        ran = true;
+    }(other_ran));
+    ctx.run_until([&] { return other.done(); });
+    CHECK(other_ran);
+    CHECK_FALSE(reader.done());  // still waiting for a writer
+    std::thread writer([&] {
+        const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        REQUIRE(::write(fd, "fifo", 4) == 4);
+        ::close(fd);
+    });
+    ctx.run_until([&] { return reader.done(); });
+    writer.join();
+    CHECK(reader.get() == "fifo");
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "regular-file reads and writes never run on the loop thread") {
+    // With io_uring the kernel does them; without it, the thread pool: the loop thread makes
+    // no read/write call on a regular file (it would block it on a slow disk).
+    temp_dir dir;
+    const std::string name = dir.file("f");
+    const bool uring = ctx.has_io_uring();
+    const auto [written, read_back, pool_jobs] = corio::run(
+        ctx,
+        [](const char* path,
+           corio::context& c) -> task<std::tuple<std::size_t, std::string, std::uint64_t>> {
+            const std::uint64_t before = c.pool().stats().completed;
+            result<int> fd = co_await corio::open(path, O_RDWR | O_CREAT, 0600);
+            REQUIRE(fd.ok());
+            const std::string text = "through the pool";
+            result<std::size_t> w = co_await corio::write(*fd, std::as_bytes(std::span(text)), 0);
+            std::array<std::byte, 32> buf{};
+            result<std::size_t> r = co_await corio::read(*fd, buf, 0);
+            (void)co_await corio::close(*fd);
+            co_return std::tuple{w.value(),
+                                 std::string(reinterpret_cast<const char*>(buf.data()), r.value()),
+                                 c.pool().stats().completed - before};
+        }(name.c_str(), ctx));
+    CHECK(written == 16);
+    CHECK(read_back == "through the pool");
+    CHECK(pool_jobs == (uring ? 0U : 3U));  // open, write, read
 }

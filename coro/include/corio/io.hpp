@@ -3,14 +3,14 @@
 //
 // Each operation is one awaiter object living in the awaiting frame. With io_uring it is one
 // SQE through context::add_sqe and the awaiter *is* the cqe_handler: no allocation, no syscall
-// beyond the loop's batched io_uring_enter. On epoll and poll it first tries the non-blocking
-// syscall (no suspension at all when it succeeds) and otherwise retries from a temporary fd
-// handler each time the fd is ready. Application code is the same on every backend.
-// On epoll/poll the fd must be non-blocking for read/write/accept (the socket helpers make it
-// so; recv/send add MSG_DONTWAIT themselves), and regular files are read and written inline on
-// the loop thread until the thread pool lands; open, fsync and statx run inline there too, so
-// they block the loop thread for as long as the kernel takes (a slow disk, a network file
-// system, a FIFO waiting for its other end).
+// beyond the loop's batched io_uring_enter. On epoll and poll, socket and pipe operations first
+// try the non-blocking syscall (no suspension at all when it succeeds) and otherwise retry from
+// a temporary fd handler each time the fd is ready; work that may block on a disk — read,
+// write, readv, writev on a regular file or block device (one fstat per operation tells),
+// open, fsync, statx — runs on the context's thread pool (one job allocation), so the loop
+// thread never blocks. Application code is the same on every backend.
+// On epoll/poll the fd must be non-blocking for read/write/accept on sockets and pipes (the
+// socket helpers make it so; recv/send add MSG_DONTWAIT themselves).
 #pragma once
 
 #include <corio/cancel.hpp>
@@ -87,12 +87,21 @@ public:
     /// The non-blocking syscall: its result, or -errno (-EAGAIN: wait for readiness, retry).
     /// May keep state in `a` between attempts (connect: started, then check SO_ERROR).
     using attempt_fn = long (*)(args& a);
-    /// Without io_uring, which readiness of `fd` makes a failed attempt (-EAGAIN) worth
-    /// retrying; `never`: the first attempt's result is final (work on regular files, paths).
-    enum class retry_on : unsigned char { readable, writable, never };
+    /// What happens without io_uring: `readable`/`writable`: a non-blocking attempt, retried
+    /// when the fd is ready that way; `file_or_*`: the same, unless the fd is a regular file
+    /// or a block device, which go to the thread pool; `once`: one inline attempt, final (quick
+    /// calls: close, shutdown); `pool`: the thread pool (file-system work: open, fsync, statx).
+    enum class fallback : unsigned char {
+        readable,
+        writable,
+        file_or_readable,
+        file_or_writable,
+        once,
+        pool
+    };
 
-    io_op(args a, retry_on retry, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
-        : args_(a), retry_(retry), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
+    io_op(args a, fallback how, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
+        : args_(a), fallback_(how), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
     ~io_op() {
         if (ctx_) unregister();
     }
@@ -112,13 +121,16 @@ protected:
     }
 
 private:
+    struct pool_call;  // the thread-pool job of a fallback::pool (or file) operation
+
     static void on_cqe(cqe_handler* self);
     static void on_ready(void* self);
     void unregister() noexcept;
+    bool run_on_pool(co_state* self, context& ctx);
 
     detail::cancel_point cancel_;
     args args_;
-    retry_on retry_;
+    fallback fallback_;
     prep_fn prep_;
     attempt_fn attempt_;
     std::stop_token stop_;
