@@ -14,12 +14,16 @@
 namespace corio::detail {
 namespace {
 
-// Initial-exec TLS throughout: these are read on every resumption.
-thread_local co_state* tls_running __attribute__((tls_model("initial-exec"))) = nullptr;
-// The to-do list of the enter() loop active on this thread, and its context: a co_enter for
-// that context from outside any coroutine (an after-suspend action) joins it, not recursing.
-thread_local co_state** tls_todo __attribute__((tls_model("initial-exec"))) = nullptr;
-thread_local context* tls_todo_ctx __attribute__((tls_model("initial-exec"))) = nullptr;
+// The per-thread state of the coroutine layer, in one initial-exec TLS block (one address
+// computation for all of it; read on every resumption).
+struct thread_state {
+    co_state* running = nullptr;  // the coroutine running on this thread (innermost)
+    // The to-do list of the enter() loop active on this thread, and its context: a co_enter for
+    // that context from outside any coroutine (an after-suspend action) joins it, not recursing.
+    co_state** todo = nullptr;
+    context* todo_ctx = nullptr;
+};
+thread_local thread_state tls __attribute__((tls_model("initial-exec")));
 
 [[noreturn]] void misuse_co(const char* what, const char* detail_text) noexcept {
     std::fprintf(stderr, "corio: %s%s\n", what, detail_text);
@@ -36,33 +40,33 @@ void run_scheduled(work_item* item) {
 }  // namespace
 
 co_state* current_coroutine() noexcept {
-    return tls_running;
+    return tls.running;
 }
 
 co_state* require_coroutine(const char* what) noexcept {
-    if (!tls_running) {
+    if (!tls.running) {
         misuse_co(what, "() used outside a coroutine started by corio::spawn or corio::run");
     }
-    return tls_running;
+    return tls.running;
 }
 
 bool coroutine_stop_requested() noexcept {
-    return tls_running && tls_running->stop.stop_requested();
+    return tls.running && tls.running->stop.stop_requested();
 }
 
 void enter(context& ctx, co_state* first) {
     co_state* todo = first;
     first->wake_next = nullptr;
     struct active_loop {
-        co_state** saved_todo = tls_todo;
-        context* saved_ctx = tls_todo_ctx;
+        co_state** saved_todo = tls.todo;
+        context* saved_ctx = tls.todo_ctx;
         active_loop(co_state** t, context* c) noexcept {
-            tls_todo = t;
-            tls_todo_ctx = c;
+            tls.todo = t;
+            tls.todo_ctx = c;
         }
         ~active_loop() {
-            tls_todo = saved_todo;
-            tls_todo_ctx = saved_ctx;
+            tls.todo = saved_todo;
+            tls.todo_ctx = saved_ctx;
         }
     } active(&todo, &ctx);
     while (co_state* co = todo) {
@@ -74,10 +78,10 @@ void enter(context& ctx, co_state* first) {
         }
         co->ctx.store(&ctx, std::memory_order_release);
         co->running = true;
-        co_state* const outer = tls_running;
-        tls_running = co;
+        co_state* const outer = tls.running;
+        tls.running = co;
         co->resume_point.resume();
-        tls_running = outer;
+        tls.running = outer;
         co->running = false;
         // Coroutines it woke run next, before older entries (depth-first).
         if (co->wake_head) {
@@ -104,7 +108,7 @@ namespace {
 // coroutine suspends if there is one on `ctx`, next in the active enter() loop if there is one,
 // else now.
 void enter_here(context& ctx, co_state* co) {
-    if (co_state* self = tls_running) {
+    if (co_state* self = tls.running) {
         if (self->ctx.load(std::memory_order_relaxed) != &ctx) {
             co_schedule(ctx, coroutine(co));  // a loop nested in a coroutine of another context
             return;
@@ -115,9 +119,9 @@ void enter_here(context& ctx, co_state* co) {
         self->wake_tail = co;
         return;
     }
-    if (tls_todo && tls_todo_ctx == &ctx) {
-        co->wake_next = *tls_todo;  // runs next, iteratively
-        *tls_todo = co;
+    if (tls.todo && tls.todo_ctx == &ctx) {
+        co->wake_next = *tls.todo;  // runs next, iteratively
+        *tls.todo = co;
         return;
     }
     enter(ctx, co);

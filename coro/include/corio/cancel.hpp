@@ -17,6 +17,7 @@
 #include <corio/schedule.hpp>
 
 #include <atomic>
+#include <memory>
 #include <optional>
 #include <stop_token>
 
@@ -25,6 +26,13 @@ namespace corio::detail {
 class cancel_point {
 public:
     enum : int { waiting, done, cancelling };
+
+    cancel_point() noexcept {}  // the armed state is constructed by arm(), when needed
+    ~cancel_point() {
+        if (armed_) std::destroy_at(&a_);
+    }
+    cancel_point(const cancel_point&) = delete;
+    cancel_point& operator=(const cancel_point&) = delete;
 
     /// Arms cancellation for the coroutine `co` suspended on `home`; `undo(owner)` runs on the
     /// home thread when a stop request wins. May run the stop callback at once (stop already
@@ -42,14 +50,14 @@ public:
 
     /// The operation finished: true if this call must resume the coroutine. Without async undo
     /// any thread may call it, even before arm() has returned (the coroutine locks grant a
-    /// waiter from the releasing thread): it then only CASes `state`, and reads `async_` only
-    /// after a stop request won, which arm() had registered.
+    /// waiter from the releasing thread): it then only CASes `state`, and reads the armed state
+    /// only after a stop request won, which arm() had registered.
     bool complete() noexcept {
         int expected = waiting;
         if (state_.compare_exchange_strong(expected, done, std::memory_order_acq_rel)) return true;
-        if (!async_) return false;  // a stop request won: its item resumes
-        op_done_ = true;
-        return undo_pending_;  // the item ran first: resume now; else the item will
+        if (!a_.async) return false;  // a stop request won: its item resumes
+        a_.op_done = true;
+        return a_.undo_pending;  // the item ran first: resume now; else the item will
     }
 
     /// complete() for an operation that finishes on the home thread after arm() returned (I/O,
@@ -61,50 +69,21 @@ public:
     /// for one running concurrently, as std::stop_callback's destructor does).
     bool finish() noexcept {
         if (!armed_) return false;
-        stop_.reset();
-        inherited_stop_.reset();
-        return cancelled_;
+        a_.stop.reset();
+        a_.inherited_stop.reset();
+        return a_.cancelled;
     }
 
     co_state* coroutine_state() const noexcept { return co_; }
 
 private:
-    void arm_slow(std::stop_token token, context& home, void* owner, void (*undo)(void* owner),
-                  bool async_undo) {
-        const bool own = token.stop_possible();
-        armed_ = true;
-        home_ = &home;
-        owner_ = owner;
-        undo_ = undo;
-        async_ = async_undo;
-        item_.self = this;
-        item_.item.run = [](work_item* w) {
-            cancel_point* self = reinterpret_cast<tagged_item*>(w)->self;
-            self->cancelled_ = true;
-            if (self->async_) {
-                if (!self->op_done_) {
-                    self->undo_(self->owner_);
-                    self->undo_pending_ = true;
-                    return;  // the completion resumes the coroutine
-                }
-            } else {
-                self->undo_(self->owner_);
-            }
-            wake_local(self->co_);
-        };
-        // Either callback may run at once (stop already requested); the second one then finds
-        // the state taken and does nothing.
-        if (own) stop_.emplace(std::move(token), on_stop{this});
-        if (co_->stop.stop_possible()) inherited_stop_.emplace(co_->stop, on_stop{this});
-    }
-
     struct on_stop {
         cancel_point* self;
         void operator()() const noexcept {
             int expected = waiting;
             if (self->state_.compare_exchange_strong(expected, cancelling,
                                                      std::memory_order_acq_rel)) {
-                self->home_->post_item(&self->item_.item);
+                self->a_.home->post_item(&self->a_.item.item);
             }
         }
     };
@@ -114,19 +93,58 @@ private:
         cancel_point* self = nullptr;
     };
 
-    tagged_item item_;
-    std::atomic<int> state_{waiting};
-    bool armed_ = false;  // a stop request can reach this operation
-    bool cancelled_ = false;
-    bool async_ = false;
-    bool op_done_ = false;       // async: the completion came while cancelling
-    bool undo_pending_ = false;  // async: the item requested cancellation
-    context* home_ = nullptr;
+    // What only a cancellable operation needs (most are not: no stop token can fire), kept
+    // out of the awaiter's initialization until arm() finds it needed.
+    struct armed_state {
+        tagged_item item;
+        context* home = nullptr;
+        void* owner = nullptr;
+        void (*undo)(void*) = nullptr;
+        bool cancelled = false;
+        bool async = false;
+        bool op_done = false;       // async: the completion came while cancelling
+        bool undo_pending = false;  // async: the item requested cancellation
+        std::optional<std::stop_callback<on_stop>> stop;
+        std::optional<std::stop_callback<on_stop>> inherited_stop;
+    };
+
+    // Kept out of line so that arm() itself inlines into every awaiter.
+    [[gnu::noinline]] void arm_slow(std::stop_token token, context& home, void* owner,
+                                    void (*undo)(void* owner), bool async_undo) {
+        std::construct_at(&a_);
+        armed_ = true;
+        a_.home = &home;
+        a_.owner = owner;
+        a_.undo = undo;
+        a_.async = async_undo;
+        a_.item.self = this;
+        a_.item.item.run = [](work_item* w) {
+            cancel_point* self = reinterpret_cast<tagged_item*>(w)->self;
+            armed_state& a = self->a_;
+            a.cancelled = true;
+            if (a.async) {
+                if (!a.op_done) {
+                    a.undo(a.owner);
+                    a.undo_pending = true;
+                    return;  // the completion resumes the coroutine
+                }
+            } else {
+                a.undo(a.owner);
+            }
+            wake_local(self->co_);
+        };
+        // Either callback may run at once (stop already requested); the second one then finds
+        // the state taken and does nothing.
+        if (token.stop_possible()) a_.stop.emplace(std::move(token), on_stop{this});
+        if (co_->stop.stop_possible()) a_.inherited_stop.emplace(co_->stop, on_stop{this});
+    }
+
     co_state* co_ = nullptr;
-    void* owner_ = nullptr;
-    void (*undo_)(void*) = nullptr;
-    std::optional<std::stop_callback<on_stop>> stop_;
-    std::optional<std::stop_callback<on_stop>> inherited_stop_;
+    std::atomic<int> state_{waiting};
+    bool armed_ = false;  // a_ is constructed: a stop request can reach this operation
+    union {
+        armed_state a_;
+    };
 };
 
 }  // namespace corio::detail
