@@ -342,7 +342,9 @@ bool is_main_thread() noexcept {
 }
 }  // namespace
 
-context::context(context_options options) : loop_(std::make_unique<detail::loop>(*this, options)) {}
+context::context(context_options options)
+    : loop_(std::make_unique<detail::loop>(*this, options)),
+      has_io_uring_(loop_->io_uring_backend) {}
 
 context::~context() {
     loop_->assert_home("~context");
@@ -460,10 +462,6 @@ void context::advance_manual_clock(std::chrono::nanoseconds delta) noexcept {
     if (delta.count() <= 0) return;
     loop_->manual_now.fetch_add(delta.count(), std::memory_order_acq_rel);
     loop_->notify();
-}
-
-bool context::has_io_uring() const noexcept {
-    return loop_->io_uring_backend;
 }
 
 void context::add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* handler) {

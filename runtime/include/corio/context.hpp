@@ -199,7 +199,7 @@ public:
     // ---- io_uring submission path ------------------------------------------------------------
 
     /// Whether `add_sqe` is available (the backend is io_uring).
-    bool has_io_uring() const noexcept;
+    bool has_io_uring() const noexcept { return has_io_uring_; }
     /// Queues one io_uring request (home thread only): `prep(sqe, opaque)` fills it, the loop
     /// owns user_data, and `handler->cb` runs for each of its CQEs. Never fails: a full
     /// submission queue is submitted and retried. Submission is batched with the next wait of
@@ -241,6 +241,7 @@ public:
 private:
     friend class timer;
     std::unique_ptr<detail::loop> loop_;
+    bool has_io_uring_;                  // fixed at construction; read on every I/O operation
     std::unique_ptr<thread_pool> pool_;  // destroyed first: its workers post to the loop
 };
 
