@@ -378,6 +378,9 @@ void context::run() {
 }
 
 void context::stop() noexcept {
+    // Once the request is visible, run() may return and its caller destroy the context before
+    // notify() is done with it (an io_thread does exactly that): keep it alive until then.
+    const keep_alive alive(*this);
     loop_->stop_requested.store(true, std::memory_order_release);
     loop_->notify();
 }
@@ -460,6 +463,7 @@ std::int64_t context::now(clock_type clock) const noexcept {
 
 void context::advance_manual_clock(std::chrono::nanoseconds delta) noexcept {
     if (delta.count() <= 0) return;
+    const keep_alive alive(*this);  // as in stop(): publish, then notify
     loop_->manual_now.fetch_add(delta.count(), std::memory_order_acq_rel);
     loop_->notify();
 }

@@ -5,6 +5,7 @@
 #include <exception>
 #include <future>
 #include <optional>
+#include <thread>
 #include <utility>
 
 namespace corio {
@@ -26,6 +27,9 @@ io_thread::io_thread(std::string name, context_options options) : name_(std::mov
         ctx->run();
         while (ctx->poll(false)) {  // drain what is ready: posted work, completions
         }
+        // From here on stop() leaves the context alone; wait for one that is using it.
+        alive_.store(false, std::memory_order_seq_cst);
+        while (stoppers_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     });
     try {
         ctx_ = ready.get();
@@ -42,13 +46,16 @@ io_thread::~io_thread() {
 }
 
 void io_thread::stop() noexcept {
-    if (ctx_) ctx_->stop();
+    // Dekker-style with the thread's exit (both sides seq_cst): either this sees the context
+    // retired, or the thread sees this stopper and waits for it.
+    stoppers_.fetch_add(1, std::memory_order_seq_cst);
+    if (alive_.load(std::memory_order_seq_cst)) ctx_->stop();
+    stoppers_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void io_thread::join() {
     if (!thread_.joinable()) return;
     thread_.join();
-    ctx_ = nullptr;  // destroyed with the thread
 }
 
 }  // namespace corio

@@ -3,6 +3,7 @@
 
 #include <corio/context.hpp>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -30,7 +31,7 @@ public:
     context& get_context() noexcept { return *ctx_; }
     const std::string& name() const noexcept { return name_; }
     /// Asks the loop to stop after its current iteration and drain. Any thread, idempotent,
-    /// async-signal-safe; not concurrently with join() (afterwards it does nothing).
+    /// async-signal-safe; once the loop has ended (for whatever reason) it does nothing.
     void stop() noexcept;
     /// Waits until the thread has drained, destroyed its context and exited. Idempotent; not
     /// from the io_thread itself.
@@ -40,6 +41,8 @@ public:
 private:
     std::string name_;
     context* ctx_ = nullptr;
+    std::atomic<bool> alive_{true};  // the context may be stopped (cleared before it is destroyed)
+    std::atomic<int> stoppers_{0};   // stop() calls using the context right now
     std::thread::id id_;
     std::thread thread_;
 };
