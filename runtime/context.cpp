@@ -376,6 +376,9 @@ void context::run() {
 }
 
 void context::stop() noexcept {
+    // A loop busy with other work sees the request without the notification, and its owner may
+    // then destroy the context (an io_thread does at once) while notify() still reads it.
+    const keep_alive alive(*this);
     loop_->stop_requested.store(true, std::memory_order_release);
     loop_->notify();
 }
@@ -399,6 +402,9 @@ bottom_half context::make_bh(callback cb, const char* name) {
 }
 
 void context::post(callback cb, const char* name) {
+    // As in post_item: the callback may run, and lead the owner to destroy the context, before
+    // schedule() has finished notifying it.
+    const keep_alive alive(*this);
     loop_->schedule(loop_->make_bh(std::move(cb), name, true));
 }
 
