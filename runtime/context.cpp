@@ -404,6 +404,9 @@ bottom_half context::make_bh(callback cb, const char* name) {
 }
 
 void context::post(callback cb, const char* name) {
+    // As in post_item: the callback may run, and lead the owner to destroy the context, before
+    // schedule() has finished notifying it.
+    const keep_alive alive(*this);
     loop_->schedule(loop_->make_bh(std::move(cb), name, true));
 }
 

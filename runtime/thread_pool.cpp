@@ -3,6 +3,8 @@
 // One mutex guards the queue, the job states and the counters; workers wait on a condition
 // variable. The hand-over to the home thread is the job's work item, posted to the context.
 // Job states (under the mutex):
+//   submitting -> queued    its stop callbacks are registered: workers may take it
+//   submitting -> cancelled stop request before it was queued: it is never queued
 //   queued  -> running   a worker took it
 //   queued  -> cancelled stop request: unlinked, item posted (completion: ECANCELED)
 //   running -> done      the function returned: item posted (completion: the result, or
@@ -177,6 +179,10 @@ void pool_job::on_stop::operator()() const noexcept {
     thread_pool::state& s = *job->pool_->s_;
     const std::lock_guard lock(s.mutex);
     switch (job->state_) {
+        case state::submitting:  // submit_job sees it cancelled and posts its completion
+            job->state_ = state::cancelled;
+            ++s.cancelled;
+            break;
         case state::queued:
             s.unqueue(job);
             job->state_ = state::cancelled;
@@ -262,34 +268,41 @@ void thread_pool::submit_job(std::unique_ptr<pool_job> owned, std::stop_token st
         j->stop2_.reset();
         j->complete(j->state_ == pool_job::state::cancelled || j->dropped_);
     };
-    if (stop.stop_requested() || stop2.stop_requested()) {  // never started, never run
-        const std::lock_guard lock(s_->mutex);
-        s_->link(job);
-        job->state_ = pool_job::state::cancelled;
-        ++s_->cancelled;
-        s_->ctx.post_item(&job->done_item_.item);
-        return;
-    }
-    std::vector<std::thread> exited;
     {
         const std::lock_guard lock(s_->mutex);
         s_->link(job);
+    }
+    // The stop callbacks are registered before any worker can see the job: registered after
+    // it, a request made while the job ran (or even before it started) went unseen when the
+    // worker finished first, and the work ran and delivered its value anyway. A token stopped
+    // already runs its callback right here, which cancels the job.
+    if (stop.stop_possible()) job->stop_.emplace(std::move(stop), pool_job::on_stop{job});
+    if (stop2.stop_possible()) job->stop2_.emplace(std::move(stop2), pool_job::on_stop{job});
+    std::vector<std::thread> exited;
+    bool no_worker = false;
+    {
+        const std::lock_guard lock(s_->mutex);
+        if (job->state_ == pool_job::state::cancelled) {  // never queued, never run
+            s_->ctx.post_item(&job->done_item_.item);
+            return;
+        }
+        job->state_ = pool_job::state::queued;
         s_->enqueue(job);
         if (s_->queued > static_cast<std::size_t>(s_->idle) && s_->threads < s_->max_threads &&
             !s_->spawn() && s_->threads == 0) {
             s_->unqueue(job);
-            s_->unlink(job);
-            delete job;
-            throw error(EAGAIN, "thread_pool: cannot start a worker thread");
+            job->state_ = pool_job::state::cancelled;  // a stop callback leaves it alone now
+            no_worker = true;
+        } else {
+            s_->work_cv.notify_one();
+            exited = s_->reap();
         }
-        s_->work_cv.notify_one();
-        exited = s_->reap();
+    }
+    if (no_worker) {
+        s_->free(job);  // unregisters the stop callbacks, outside the mutex they take
+        throw error(EAGAIN, "thread_pool: cannot start a worker thread");
     }
     state::join(std::move(exited));
-    // After queueing: a stop requested meanwhile runs its callback here and cancels the job
-    // (or, if a worker was quicker, drops its result or leaves it).
-    if (stop.stop_possible()) job->stop_.emplace(std::move(stop), pool_job::on_stop{job});
-    if (stop2.stop_possible()) job->stop2_.emplace(std::move(stop2), pool_job::on_stop{job});
 }
 
 thread_pool_stats thread_pool::stats() const noexcept {

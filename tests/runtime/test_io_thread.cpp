@@ -85,6 +85,47 @@ TEST_CASE("stop drains what was posted before it; the destructor stops and joins
     // ~io_thread: stop, drain, join
 }
 
+namespace {
+
+// A one-shot that posts itself again until `left` runs out: a loop that never blocks.
+void repost(context& ctx, std::atomic<int>& left) {
+    if (left.fetch_sub(1) > 0) ctx.post([&ctx, &left] { repost(ctx, left); }, "busy");
+}
+
+}  // namespace
+
+TEST_CASE("stop() is done with the context before a busy io_thread destroys it") {
+    // A loop that never blocks sees the stop request without reading the eventfd, so it may
+    // drain and destroy its context while stop() is still notifying it: stop() must keep the
+    // context alive until it returns. ThreadSanitizer reports the use after free every time,
+    // ASan when the timing lines up.
+    corio::test::watchdog guard("stop of a busy io_thread");
+    for (int i = 0; i < 20; ++i) {
+        std::atomic<int> left{20000};
+        io_thread t("busy");
+        context& c = t.get_context();
+        c.post([&c, &left] { repost(c, left); }, "busy");
+        while (left.load() > 19000) std::this_thread::yield();
+        t.stop();
+        t.join();
+    }
+}
+
+TEST_CASE("post() is done with the context before the posted work lets its owner destroy it") {
+    // The posted function stops the loop, which then drains and destroys its context, possibly
+    // while post() is still notifying it: post() must keep the context alive until it returns.
+    corio::test::watchdog guard("post that ends an io_thread");
+    for (int i = 0; i < 20; ++i) {
+        std::atomic<int> left{20000};
+        io_thread t("busy");
+        context& c = t.get_context();
+        c.post([&c, &left] { repost(c, left); }, "busy");
+        while (left.load() > 19000) std::this_thread::yield();
+        c.post([&c] { c.stop(); }, "stop");
+        t.join();
+    }
+}
+
 TEST_CASE("a context that cannot be set up makes the constructor throw") {
     corio::context_options bad;
     bad.polling.max_ns = -1;

@@ -210,6 +210,33 @@ TEST_CASE_FIXTURE(loop_fixture, "a stop requested before submission cancels with
 }
 
 TEST_CASE_FIXTURE(loop_fixture,
+                  "work that requests its own stop while running never delivers its result") {
+    // The stop callback must be registered before a worker can take the job: registered after
+    // it, a worker that ran the whole job first left the request unseen and the value was
+    // delivered. Batches of jobs keep several workers awake, which makes that likely.
+    corio::thread_pool& pool = ctx.pool();
+    pool.set_limits(8, 8);
+    constexpr int batches = 250;
+    constexpr int batch = 8;
+    int values = 0;
+    int cancelled = 0;
+    for (int i = 0; i < batches; ++i) {
+        for (int j = 0; j < batch; ++j) {
+            std::stop_source stop = corio::test::new_stop_source();
+            pool.submit(
+                [stop] {
+                    stop.request_stop();
+                    return 1;
+                },
+                [&](result<int> r) { ++(r ? values : cancelled); }, stop.get_token());
+        }
+        poll_until(ctx, [&] { return values + cancelled == (i + 1) * batch; });
+    }
+    CHECK(values == 0);
+    CHECK(cancelled == batches * batch);
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
                   "running work cancelled: ECANCELED once it ends, the result destroyed unseen") {
     gate g;
     auto destroyed = std::make_shared<std::atomic<int>>(0);

@@ -216,7 +216,8 @@ public:
     /// notify or post" sequence on it: ~context waits until every keep_alive is gone (they are
     /// meant to last a few instructions). Take it while the context is known to be alive, i.e.
     /// before publishing what may let its owner destroy it (QEMU holds a context reference
-    /// across aio_co_schedule for the same reason). post_item takes one internally.
+    /// across aio_co_schedule for the same reason). post, post_item, stop and
+    /// advance_manual_clock take one internally.
     class keep_alive {
     public:
         explicit keep_alive(context& ctx) noexcept;

@@ -72,10 +72,11 @@ protected:
 
 private:
     friend class thread_pool;
-    enum class state : unsigned char { queued, running, done, cancelled };
+    // `submitting`: linked, its stop callbacks being registered, not yet visible to workers.
+    enum class state : unsigned char { submitting, queued, running, done, cancelled };
 
     thread_pool* pool_ = nullptr;
-    state state_ = state::queued;  // guarded by the pool's mutex
+    state state_ = state::submitting;  // guarded by the pool's mutex
     bool keep_late_result_;
     bool dropped_ = false;      // stopped while running: the result is not delivered (mutex)
     pool_job* prev_ = nullptr;  // the pool's list of live jobs (mutex)
