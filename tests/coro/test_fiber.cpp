@@ -6,6 +6,7 @@
 
 #include <corio/fiber.hpp>
 #include <corio/io.hpp>
+#include <corio/io_thread.hpp>
 #include <corio/schedule.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
@@ -29,36 +30,6 @@ using corio::test::loop_fixture;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A context run by its own thread until destroyed.
-struct worker {
-    std::atomic<bool> stop{false};
-    std::atomic<context*> ctx{nullptr};
-    std::thread::id id;
-    std::thread thread;
-    worker()
-        : thread([this] {
-              context c{corio::context_options{.name = "worker"}};
-              id = std::this_thread::get_id();
-              ctx.store(&c);
-              c.run_until([&] { return stop.load(); });
-              while (c.poll(false)) {  // finish what was queued
-              }
-              ctx.store(nullptr);
-          }) {
-        while (!ctx.load()) std::this_thread::yield();
-    }
-    ~worker() {
-        {
-            // Published stop may let the worker destroy its context before notify() returns.
-            context* c = ctx.load();
-            context::keep_alive alive(*c);
-            stop.store(true);
-            c->notify();
-        }
-        thread.join();
-    }
-};
 
 // std::this_thread::get_id() for code on a fiber that changes threads: pthread_self() is
 // declared const, so within one function the compiler may reuse its value from before an
@@ -253,8 +224,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a fiber woken from another thread resumes on it
 
 TEST_CASE_FIXTURE(loop_fixture,
                   "a fiber moves to another thread's context and back with reschedule_self") {
-    worker w;
-    context* other = w.ctx.load();
+    corio::io_thread w("worker");
+    context* other = &w.get_context();
     const auto here = std::this_thread::get_id();
     auto h = corio::spawn_fiber(ctx, [&] {
         std::vector<std::thread::id> seen;
@@ -278,8 +249,8 @@ TEST_CASE_FIXTURE(loop_fixture,
     const auto seen = run_to_end(ctx, h);
     REQUIRE(seen.size() == 60);
     for (std::size_t i = 0; i < seen.size(); i += 3) {
-        CHECK(seen[i] == w.id);
-        CHECK(seen[i + 1] == w.id);
+        CHECK(seen[i] == w.thread_id());
+        CHECK(seen[i + 1] == w.thread_id());
         CHECK(seen[i + 2] == here);
     }
 }
@@ -288,8 +259,8 @@ TEST_CASE_FIXTURE(loop_fixture, "fibers that start on one thread can end on anot
     // Their stacks go to the worker's pool, which is unmapped when the worker exits.
     std::vector<corio::join_handle<int>> handles;
     {
-        worker w;
-        context* other = w.ctx.load();
+        corio::io_thread w("worker");
+        context* other = &w.get_context();
         for (int i = 0; i < 10; ++i) {
             handles.push_back(corio::spawn_fiber(ctx, [other, i] {
                 corio::await(corio::reschedule_self{*other});

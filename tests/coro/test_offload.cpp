@@ -20,21 +20,9 @@
 using corio::context;
 using corio::result;
 using corio::task;
+using corio::test::gate;
 using corio::test::loop_fixture;
 using namespace std::chrono_literals;
-
-namespace {
-
-struct gate {
-    std::atomic<bool> open{false};
-    std::atomic<int> waiting{0};
-    void wait() {
-        waiting.fetch_add(1);
-        while (!open.load()) std::this_thread::sleep_for(100us);
-    }
-};
-
-}  // namespace
 
 TEST_CASE_FIXTURE(loop_fixture, "offload runs on a worker and continues on the context") {
     const auto home = std::this_thread::get_id();

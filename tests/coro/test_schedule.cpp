@@ -4,6 +4,7 @@
 // the coroutine on its home context; one wake never resumes a coroutine twice.
 #include "support/loop_fixture.hpp"
 
+#include <corio/io_thread.hpp>
 #include <corio/schedule.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
@@ -20,43 +21,11 @@ using corio::task;
 using corio::test::loop_fixture;
 using namespace std::chrono_literals;
 
-namespace {
-
-// A context run by its own thread until destroyed.
-struct worker {
-    std::atomic<bool> stop{false};
-    std::atomic<context*> ctx{nullptr};
-    std::thread::id id;
-    std::thread thread;
-    worker()
-        : thread([this] {
-              context c{corio::context_options{.name = "worker"}};
-              id = std::this_thread::get_id();
-              ctx.store(&c);
-              c.run_until([&] { return stop.load(); });
-              while (c.poll(false)) {  // finish what was queued
-              }
-              ctx.store(nullptr);
-          }) {
-        while (!ctx.load()) std::this_thread::yield();
-    }
-    ~worker() {
-        {
-            // Published stop may let the worker destroy its context before notify() returns.
-            context* c = ctx.load();
-            context::keep_alive alive(*c);
-            stop.store(true);
-            c->notify();
-        }
-        thread.join();
-    }
-};
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE_FIXTURE(loop_fixture,
                   "reschedule_self moves the coroutine to the target context's thread and back") {
-    worker w;
+    corio::io_thread w("worker");
     const auto here = std::this_thread::get_id();
     auto [there, back] = corio::run(
         ctx,
@@ -66,8 +35,8 @@ TEST_CASE_FIXTURE(loop_fixture,
             const auto t1 = std::this_thread::get_id();
             co_await corio::reschedule_self{home};
             co_return std::pair{t1, std::this_thread::get_id()};
-        }(ctx, *w.ctx.load()));
-    CHECK(there == w.id);
+        }(ctx, w.get_context()));
+    CHECK(there == w.thread_id());
     CHECK(back == here);
 }
 
@@ -82,12 +51,12 @@ TEST_CASE_FIXTURE(loop_fixture, "reschedule_self to the current context does not
 }
 
 TEST_CASE_FIXTURE(loop_fixture, "co_schedule runs the coroutine on the target context's thread") {
-    worker w;
+    corio::io_thread w("worker");
     const auto ran_on = corio::run(ctx, [](context& other) -> task<std::thread::id> {
         co_await corio::suspend([&](coroutine self) { corio::co_schedule(other, self); });
         co_return std::this_thread::get_id();
-    }(*w.ctx.load()));
-    CHECK(ran_on == w.id);
+    }(w.get_context()));
+    CHECK(ran_on == w.thread_id());
 }
 
 TEST_CASE_FIXTURE(loop_fixture,

@@ -21,21 +21,12 @@
 
 using corio::context;
 using corio::result;
+using corio::test::gate;
 using corio::test::loop_fixture;
 using corio::test::poll_until;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A gate that work on a worker can wait on until the test opens it.
-struct gate {
-    std::atomic<bool> open{false};
-    std::atomic<int> waiting{0};
-    void wait() {
-        waiting.fetch_add(1);
-        while (!open.load()) std::this_thread::sleep_for(100us);
-    }
-};
 
 // Counts destructions: a result that is dropped unseen must still be destroyed.
 struct tracked {

@@ -95,6 +95,16 @@ private:
     std::thread thread_;
 };
 
+/// A gate that work on another thread (a pool worker) waits on until the test opens it.
+struct gate {
+    std::atomic<bool> open{false};
+    std::atomic<int> waiting{0};  // how many have arrived
+    void wait() {
+        waiting.fetch_add(1);
+        while (!open.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+};
+
 /// A fresh std::stop_source, constructed out of line: GCC 12 with ASan inlines the constructor
 /// (which passes `*this` to a helper) into some test bodies and then warns, wrongly, that the
 /// source may be used uninitialized.
