@@ -376,6 +376,10 @@ void context::run() {
 }
 
 void context::stop() noexcept {
+    // From another thread: run() may return as soon as the request is visible, and the owner
+    // destroy the context (an io_thread does) while notify() still reads notify_me. The
+    // keep_alive, taken before the request, makes ~context wait for this call to end.
+    const keep_alive alive(*this);
     loop_->stop_requested.store(true, std::memory_order_release);
     loop_->notify();
 }

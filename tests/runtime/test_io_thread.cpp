@@ -85,6 +85,38 @@ TEST_CASE("stop drains what was posted before it; the destructor stops and joins
     // ~io_thread: stop, drain, join
 }
 
+TEST_CASE("stop from another thread is done with the context before the thread destroys it") {
+    // A busy loop (a post that re-posts itself) never blocks, so stop() writes no eventfd: the
+    // io_thread sees the request, drains and destroys its context while stop() may still be
+    // in notify(). Under ThreadSanitizer that is a reported race unless the context waits for
+    // stop() to finish (ASan sees it as a use after free when the timing is right). The chain
+    // ends 1000 runs after `stopping`, so that the drain ends too.
+    corio::test::watchdog guard("io_thread stop while busy");
+    struct repost {
+        context* ctx;
+        std::atomic<bool>* running;
+        std::atomic<bool>* stopping;
+        int* left;  // home thread only
+        void operator()() const {
+            running->store(true, std::memory_order_release);
+            if (stopping->load(std::memory_order_acquire) && --*left == 0) return;
+            ctx->post(*this, "repost");
+        }
+    };
+    for (int i = 0; i < 20; ++i) {
+        io_thread t("busy");
+        std::atomic<bool> running{false};
+        std::atomic<bool> stopping{false};
+        int left = 1000;
+        t.get_context().post(repost{&t.get_context(), &running, &stopping, &left}, "repost");
+        while (!running.load(std::memory_order_acquire)) std::this_thread::yield();
+        stopping.store(true, std::memory_order_release);
+        t.stop();
+        t.join();
+        CHECK(left == 0);
+    }
+}
+
 TEST_CASE("a context that cannot be set up makes the constructor throw") {
     corio::context_options bad;
     bad.polling.max_ns = -1;
