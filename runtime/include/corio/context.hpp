@@ -125,7 +125,9 @@ public:
     void run_until(Pred&& pred) {
         while (!pred()) poll(true);
     }
-    /// Makes `run()` return after the current iteration. Any thread; async-signal-safe.
+    /// Makes `run()` return after the current iteration. Any thread; async-signal-safe. The
+    /// home thread may destroy the context once run() has returned: the destructor waits for
+    /// a stop() still in progress on another thread.
     void stop() noexcept;
     /// The timeout the next blocking iteration would use, in ns: 0 if work is pending (a BH, a
     /// ready handler, an expired timer), else until the nearest timer, else -1 (infinite).
