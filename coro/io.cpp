@@ -102,7 +102,10 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
     // context it runs on, and returning false continues it at once (no suspension).
     co_state* self = require_coroutine("an I/O operation");
     // An operation started after a stop request is not attempted (on every backend alike).
-    if (stop_.stop_requested() || self->stop.stop_requested()) {
+    // `once` operations (close, shutdown, nop) take no stop token and ignore the coroutine's:
+    // cleanup of a cancelled coroutine must still happen (a skipped close leaks the fd).
+    const bool cancellable = fallback_ != fallback::once;
+    if (stop_.stop_requested() || (cancellable && self->stop.stop_requested())) {
         result_ = -ECANCELED;
         return false;
     }
@@ -116,13 +119,17 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
                 me->prep_(sqe, me->args_);
             },
             this, this);
-        cancel_.arm(
-            std::move(stop_), ctx, self, this,
-            [](void* op) {
-                auto* me = static_cast<io_op*>(op);
-                context::current()->cancel_sqe(me);
-            },
-            true);
+        if (cancellable) {
+            cancel_.arm(
+                std::move(stop_), ctx, self, this,
+                [](void* op) {
+                    auto* me = static_cast<io_op*>(op);
+                    context::current()->cancel_sqe(me);
+                },
+                true);
+        } else {
+            cancel_.bind(self);
+        }
         return true;
     }
     const bool maybe_file =

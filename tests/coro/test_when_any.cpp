@@ -11,6 +11,9 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -261,4 +264,26 @@ TEST_CASE("when_any of an empty vector aborts with a message") {
         }());
     });
     CHECK(message.find("when_any() of an empty vector of tasks") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "close and shutdown still run in a cancelled coroutine") {
+    // Cleanup after a stop request must happen: a skipped close would leak the fd.
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
+    std::stop_source source;
+    source.request_stop();
+    auto h = corio::spawn(
+        ctx,
+        [](int a, int b) -> task<std::string> {
+            const result<int> s = co_await corio::shutdown(a, SHUT_RDWR);
+            const result<int> c1 = co_await corio::close(a);
+            const result<int> c2 = co_await corio::close(b);
+            co_return std::string(s ? "ok" : s.error().message()) + "/" +
+                (c1 ? "ok" : c1.error().message()) + "/" + (c2 ? "ok" : c2.error().message());
+        }(fds[0], fds[1]),
+        "cleanup", source.get_token());
+    ctx.run_until([&] { return h.done(); });
+    CHECK(h.get() == "ok/ok/ok");
+    CHECK(::fcntl(fds[0], F_GETFD) == -1);  // both closed for real
+    CHECK(::fcntl(fds[1], F_GETFD) == -1);
 }

@@ -48,6 +48,9 @@ public:
         arm_slow(std::move(token), home, owner, undo, async_undo);
     }
 
+    /// For an operation nothing may cancel: only records the coroutine to resume.
+    void bind(co_state* co) noexcept { co_ = co; }
+
     /// The operation finished: true if this call must resume the coroutine. Without async undo
     /// any thread may call it, even before arm() has returned (the coroutine locks grant a
     /// waiter from the releasing thread): it then only CASes `state`, and reads the armed state

@@ -26,6 +26,9 @@ namespace corio {
 /// running, once it returns (fn cannot be interrupted, and may use what it captured until
 /// then), its result destroyed unseen. EAGAIN if the pool has no worker and cannot start one.
 /// Allocates one job.
+/// GCC 12 destroys twice the captures of a lambda written inside a co_await expression when
+/// they have non-trivial destructors (`co_await offload([s = std::string()] { ... })`): name
+/// the lambda first (`auto fn = [...] {...}; co_await offload(std::move(fn));`).
 template <class Fn>
 class offload_awaiter {
 public:

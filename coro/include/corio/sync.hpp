@@ -430,7 +430,13 @@ public:
         wait_op(const wait_op&) = delete;
         wait_op& operator=(const wait_op&) = delete;
         bool await_ready() noexcept {
-            return stopped_before_start() || event_.set_.load(std::memory_order_acquire);
+            if (stopped_before_start()) return true;
+            if (!event_.set_.load(std::memory_order_acquire)) return false;
+            // set() stores the flag while holding the guard: take it once, so that the set()
+            // that set it is done with the event before this waiter (which may destroy the
+            // event as soon as the wait returns) goes on.
+            detail::spin_guard g(event_.lock_);
+            return true;
         }
         bool await_suspend(std::coroutine_handle<> h);
         result<void> await_resume() noexcept {
