@@ -58,10 +58,7 @@ public:
             return channel_.send_or_wait(*this);
         }
         /// EPIPE: the channel is closed (the value was not sent); ECANCELED: stopped first.
-        result<void> await_resume() noexcept {
-            if (const int e = outcome()) return result<void>::from_errno(e);
-            return {};
-        }
+        result<void> await_resume() noexcept { return void_outcome(); }
 
     private:
         friend class channel;

@@ -143,6 +143,11 @@ struct cancellable_wait : wait_node {
     }
     /// After resumption: 0, or the errno the wait ended with (ECANCELED, EPIPE, ...).
     int outcome() noexcept { return cancel.finish() ? ECANCELED : error; }
+    /// outcome() as the result of a wait that yields no value.
+    result<void> void_outcome() noexcept {
+        if (const int e = outcome()) return result<void>::from_errno(e);
+        return {};
+    }
 
     std::stop_token stop;
     int error = 0;  // written by the granter before the wake, or before suspending
@@ -199,10 +204,7 @@ public:
         bool await_ready() noexcept;
         bool await_suspend(std::coroutine_handle<> h) noexcept;
         /// ECANCELED if `stop` ended the wait: the mutex is then not held.
-        result<void> await_resume() noexcept {
-            if (const int e = outcome()) return result<void>::from_errno(e);
-            return {};
-        }
+        result<void> await_resume() noexcept { return void_outcome(); }
 
     protected:
         friend class co_mutex;
@@ -439,10 +441,7 @@ public:
             return true;
         }
         bool await_suspend(std::coroutine_handle<> h);
-        result<void> await_resume() noexcept {
-            if (const int e = outcome()) return result<void>::from_errno(e);
-            return {};
-        }
+        result<void> await_resume() noexcept { return void_outcome(); }
 
     private:
         static void undo(void* self);
@@ -485,10 +484,7 @@ public:
         acquire_op& operator=(const acquire_op&) = delete;
         bool await_ready() noexcept { return stopped_before_start() || sem_.try_acquire(); }
         bool await_suspend(std::coroutine_handle<> h);
-        result<void> await_resume() noexcept {
-            if (const int e = outcome()) return result<void>::from_errno(e);
-            return {};
-        }
+        result<void> await_resume() noexcept { return void_outcome(); }
 
     private:
         static void undo(void* self);
