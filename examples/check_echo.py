@@ -230,9 +230,11 @@ def check_burst(server: Server) -> None:
                 err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 expect(err == 0, f"connection {i}: {os.strerror(err)}")
                 s.send(b"%08d" % i)
-                sel.modify(s, selectors.EVENT_READ, i)
+                sel.unregister(s)
                 pending -= 1
         # All connected and open at once; now every echo must come back, on its connection.
+        for i, s in enumerate(socks):
+            sel.register(s, selectors.EVENT_READ, i)
         pending, deadline = count, time.monotonic() + TIMEOUT
         while pending:
             expect(time.monotonic() < deadline, f"{pending} echoes missing")
