@@ -1,12 +1,12 @@
 // echo_client — a load generator for echo servers: round trips per second and their latency.
 //
 // Opens --connections TCP connections, spread round-robin over --threads io_threads, and once
-// all are connected runs them for --duration seconds. Each connection keeps --pipeline messages
-// of --size bytes in flight: it sends them, reads the echo back and compares every byte. Every
+// all are connected runs them for --duration seconds. Each connection sends --pipeline messages
+// of --size bytes at once, reads the echoes back comparing every byte, and repeats. Every
 // message is a different slice of a random pattern (chosen by connection and message number),
 // so a lost, repeated or reordered byte is caught. One message echoed is one round trip; its
-// latency (sent → last byte back) goes into a fixed-size histogram of the thread. Nothing is
-// allocated per message. The last line of output is a summary for scripts:
+// latency (from sending its batch to its last byte back) goes into a fixed-size histogram of
+// the thread. Nothing is allocated per message. The last line of output is a summary for scripts:
 //   roundtrips=N seconds=S rt_per_s=R p50_us=X p99_us=X p999_us=X errors=E backend=B ...
 #include <corio/io.hpp>
 #include <corio/io_thread.hpp>
