@@ -6,9 +6,9 @@ Checks, in order:
 - echo_client against echo_server (sizes 1 and 64 KiB, pipeline 1 and 8): the summary line;
   and against a bad echo server (one corrupted byte): exit 1 naming the connection and offset;
 - clients that vanish mid-write (reset with unread data) and a half-close (all echoed, then EOF);
-- a burst of concurrent connections: 10000 if the hard fd limit allows, else at least 2000;
+- a burst of concurrent connections: 10000 if the hard fd limits allow (else as many as they do);
 - running out of fds (the server started under a hard RLIMIT_NOFILE of 64): the back-off is
-  logged once, an existing connection is still served, the server does not spin (< 0.5 s of
+  logged once, an existing connection is still served, the server does not spin (< 0.2 s of
   CPU over 1 s), and once connections close a new one is served;
 - --threads 3: connections spread round-robin (the per-thread counts printed on SIGINT);
 - SIGTERM: the idle connection is closed, exit 0, the connection count is exact;
@@ -211,7 +211,8 @@ def check_burst(server: Server) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     count = min(10000, hard - 100, server.fd_limit - 100)
-    expect(count >= 2000, f"fd limits too low for the burst test: {hard}, {server.fd_limit}")
+    if count < 2000:  # a machine's limit, not the server's fault: test what it allows
+        print(f"only {count} connections: the hard fd limits are {hard} and {server.fd_limit}")
     sel = selectors.DefaultSelector()
     socks = []
     try:
@@ -266,7 +267,7 @@ def check_out_of_fds() -> None:
         time.sleep(1)
         cpu = server.cpu_seconds() - before
         print(f"server CPU time over 1 s out of fds: {cpu:.2f} s")
-        expect(cpu < 0.5, "the server spins while out of fds")
+        expect(cpu < 0.2, "the server spins while out of fds")
         echo(existing, b"still served")
         expect(server.err.empty(), "the back-off should be logged once per episode")
         for s in extra:
