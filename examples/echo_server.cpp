@@ -81,7 +81,7 @@ corio::task<void> serve(int fd, worker& self, connection_count& count) {
             if (m) sent += *m;
         }
     }
-    // Not co_await corio::close(): a cancelled coroutine's operations end at once, unattempted.
+    // A plain close(2): it does not block, so there is nothing to await.
     ::close(fd);
     count.drop();
 }
