@@ -4,14 +4,16 @@
 Usage: check_http.py HTTP_SERVER HTTP_GET. Serves a temporary directory (a small file and a
 5 MiB one) on a free loopback port and checks, over raw sockets: the fixed answer, both files
 byte-exact, HEAD, 404, traversal attempts, pipelining, a request split byte by byte,
-Connection: close, HTTP/1.0, the 4xx answers and their closes (400, 405, 413, 431), a header
-timeout (408 on a second server started with --header-timeout 1), 200 concurrent keep-alive
-connections, http_get (plain and pipelined) and curl when installed; that no fd leaks; then the
-command line: a port in use, --help, bad flags, and a clean exit 0 on SIGTERM.
+Connection: close, HTTP/1.0, the error answers and their closes (400, 405, 413, 431, 501,
+505), a header timeout (408, on a second server started with --header-timeout 1), 200
+concurrent keep-alive connections, EMFILE (a third server limited to 40 fds), http_get (plain
+and pipelined) and curl when installed; that no fd leaks; then the command line: a port in
+use, --help, bad flags, and a clean exit 0 on SIGTERM.
 """
 import hashlib
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -151,6 +153,11 @@ def check_streams(port: int) -> None:
         [r], s, _ = exchange(port, request)
         expect(r.status == 200 and closed(s), f"{what}: not answered then closed")
         s.close()
+    # Connection: close with another request behind it: one answer, then a clean close.
+    [r], s, _ = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + get("/"))
+    expect(r.headers.get("connection") == "close" and closed(s),
+           "Connection: close: the request behind it was answered")
+    s.close()
     # HTTP/1.0 asking for keep-alive keeps the connection.
     [r, r2], s, _ = exchange(port, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" * 2, 2)
     expect(r2.status == 200, "HTTP/1.0 keep-alive: no second answer")
@@ -218,6 +225,34 @@ def check_timeout(server_path: str, root: str) -> None:
     print("--header-timeout 1: a slow head gets 408 and a close; idle connections end; SIGINT")
 
 
+def check_fd_limit(server_path: str, root: str) -> None:
+    """A server limited to 40 fds, with 60 clients: it backs off on EMFILE and serves them all."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+    with tempfile.TemporaryFile("w+") as errors:
+        server = subprocess.Popen([server_path, "--port", "0", "--root", root],
+                                  stdout=subprocess.PIPE, stderr=errors, text=True,
+                                  preexec_fn=limit)
+        try:
+            port = int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline())[1])
+            conns = [connect(port) for _ in range(60)]  # the listen backlog holds the rest
+            for s in conns:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            for s in conns:
+                expect(read_response(s.makefile("rb")).status == 200, "fd limit: bad answer")
+                s.close()
+            server.send_signal(signal.SIGTERM)
+            expect(server.wait(timeout=TIMEOUT) == 0, f"fd limit: exit {server.returncode}")
+            errors.seek(0)
+            expect("accept: Too many open files" in errors.read(), "the fd limit was not reached")
+        finally:
+            if server.poll() is None:
+                server.kill()  # by its pid: only after a failure
+                server.wait()
+    print("RLIMIT_NOFILE 40 and 60 clients: EMFILE, a back-off, and all of them served")
+
+
 def run(args, code: int, out: str = "", err: str = "") -> str:
     p = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT)
     expect(p.returncode == code and out in p.stdout and err in p.stderr,
@@ -275,6 +310,7 @@ def check(server: subprocess.Popen, server_path: str, http_get: str, root: str) 
     check_streams(port)
     check_clients(port, http_get)
     check_timeout(server_path, root)
+    check_fd_limit(server_path, root)
 
     # Every connection is closed on the client side: the server's fds come back to where they
     # started (it may take it a moment to see the last closes).

@@ -284,9 +284,9 @@ corio::task<bool> respond(int fd, const server& srv, const request& req) {
     co_return co_await send_error(fd, srv, 404, head_only, close);
 }
 
-/// After an error answer: stops sending (FIN), then reads and drops what the client still
-/// sends, for a second at most. Closing with unread bytes would reset the connection, and a
-/// reset can destroy the answer before the client reads it.
+/// After the last answer (an error, or Connection: close): stops sending (FIN), then reads and
+/// drops what the client still sends, until it closes or for a second at most. Closing with unread
+/// bytes would reset the connection, and a reset can destroy the answer before the client reads it.
 corio::task<void> drain(int fd) {
     ::shutdown(fd, SHUT_WR);
     corio::context& ctx = *corio::context::current();
@@ -351,7 +351,9 @@ corio::task<void> serve(int fd, server& srv) {
         if (!open) break;
         have -= consume;
         std::memmove(in.data(), in.data() + consume, have);
-        open = co_await respond(fd, srv, req) && req.keep_alive;
+        const bool sent = co_await respond(fd, srv, req);
+        if (sent && !req.keep_alive) co_await drain(fd);  // the client may have sent more
+        open = sent && req.keep_alive;
     }
     ::close(fd);
     srv.drop();
