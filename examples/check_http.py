@@ -5,10 +5,11 @@ Usage: check_http.py HTTP_SERVER HTTP_GET. Serves a temporary directory (a small
 5 MiB one) on a free loopback port and checks, over raw sockets: the fixed answer, both files
 byte-exact, HEAD, 404, traversal attempts, pipelining, a request split byte by byte,
 Connection: close, HTTP/1.0, the error answers and their closes (400, 405, 413, 431, 501,
-505), a header timeout (408, on a second server started with --header-timeout 1), 200
-concurrent keep-alive connections, EMFILE (a third server limited to 40 fds), http_get (plain
-and pipelined) and curl when installed; that no fd leaks; then the command line: a port in
-use, --help, bad flags, and a clean exit 0 on SIGTERM.
+505), the timeouts (on a second server started with --header-timeout 1: a slow head gets
+408, idle connections and a stalled reader are dropped), 200 concurrent keep-alive
+connections, EMFILE (a third server limited to 40 fds), http_get (plain and pipelined) and
+curl when installed; that no fd leaks; then the command line: a port in use, --help, bad
+flags, and a clean exit 0 on SIGTERM with a transfer under way.
 """
 import hashlib
 import os
@@ -41,6 +42,29 @@ def connect(port: int) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
+
+
+def stalled_reader(port: int) -> socket.socket:
+    """A client asking for the 5 MiB file twice with a tiny receive buffer, then not reading:
+    the server's sends stop making progress once its socket buffer (4 MiB at most) is full."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(TIMEOUT)
+    s.connect(("127.0.0.1", port))
+    s.sendall(get("/file/big") * 2)
+    expect(s.recv(9) == b"HTTP/1.1 ", "no answer to the stalled reader")
+    return s
+
+
+def received_until_closed(s: socket.socket) -> int:
+    total = 0
+    try:
+        while chunk := s.recv(1 << 16):
+            total += len(chunk)
+    except ConnectionResetError:
+        pass
+    s.close()
+    return total
 
 
 class Response:
@@ -207,6 +231,7 @@ def check_timeout(server_path: str, root: str) -> None:
                               stdout=subprocess.PIPE, text=True)
     try:
         port = int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline())[1])
+        stalled = stalled_reader(port)
         slow = connect(port)
         slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and nothing more
         idle = connect(port)
@@ -216,13 +241,18 @@ def check_timeout(server_path: str, root: str) -> None:
         expect(closed(idle) and closed(kept), "idle connections stay open past the timeout")
         for s in (slow, idle, kept):
             s.close()
+        # The stalled reader: dropped a second after its last progress; 2 s more are plenty
+        # (were it not dropped, reading would get both files and then wait for TIMEOUT).
+        time.sleep(2)
+        expect(received_until_closed(stalled) < 2 * len(BIG), "a stalled reader is not dropped")
         server.send_signal(signal.SIGINT)
         expect(server.wait(timeout=TIMEOUT) == 0, f"SIGINT: exit {server.returncode}")
     finally:
         if server.poll() is None:
             server.kill()  # by its pid: only after a failure
             server.wait()
-    print("--header-timeout 1: a slow head gets 408 and a close; idle connections end; SIGINT")
+    print("--header-timeout 1: a slow head gets 408 and a close; idle connections and a stalled"
+          " reader are dropped; SIGINT")
 
 
 def check_fd_limit(server_path: str, root: str) -> None:
@@ -330,13 +360,16 @@ def check(server: subprocess.Popen, server_path: str, http_get: str, root: str) 
         err="No such file or directory")
     print("port in use: exit 1; --help; bad arguments: exit 2; a missing --root: exit 1")
 
-    # SIGTERM with a connection idle in keep-alive: it is closed, and the exit is clean.
+    # SIGTERM with a connection idle in keep-alive and one in the middle of a file: both are
+    # closed, and the exit is clean.
     [_], idle, _ = exchange(port, get("/"))
+    stalled = stalled_reader(port)
     server.send_signal(signal.SIGTERM)
     expect(closed(idle), "SIGTERM: the idle connection stays open")
     idle.close()
+    expect(received_until_closed(stalled) < 2 * len(BIG), "SIGTERM: the transfer goes on")
     expect(server.wait(timeout=TIMEOUT) == 0, f"SIGTERM: exit {server.returncode}")
-    print("SIGTERM: connections closed, exit 0")
+    print("SIGTERM: an idle connection and one sending a file closed, exit 0")
     return 0
 
 

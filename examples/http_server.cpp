@@ -251,20 +251,21 @@ corio::task<bool> send_file(int fd, const server& srv, std::string_view encoded,
         co_await corio::openat(srv.root, name->c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     if (!file) co_return co_await send_error(fd, srv, 404, head_only, close);
     struct ::statx st {};
-    if (!co_await corio::statx(*file, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &st) ||
-        !S_ISREG(st.stx_mode) || fcntl(*file, F_SETFL, 0) < 0) {
+    corio::result<void> stat =
+        co_await corio::statx(*file, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &st);
+    if (!stat || !S_ISREG(st.stx_mode) || fcntl(*file, F_SETFL, 0) < 0) {
         ::close(*file);
         co_return co_await send_error(fd, srv, 404, head_only, close);
     }
     bool ok = co_await send_all(
         fd, response_head(200, st.stx_size, "application/octet-stream", close), srv.timeout);
-    std::string chunk(file_chunk, '\0');
+    std::string chunk(std::min<std::uint64_t>(st.stx_size, file_chunk), '\0');
     for (std::uint64_t offset = 0; ok && !head_only && offset < st.stx_size;) {
         corio::result<std::size_t> n = co_await corio::read(
             *file, std::as_writable_bytes(std::span(chunk)), static_cast<std::int64_t>(offset));
         // A file that shrank (n == 0) cannot fill the promised length: end the connection.
-        ok = n && *n > 0 &&
-             co_await send_all(fd, std::string_view(chunk).substr(0, *n), srv.timeout);
+        ok = n && *n > 0;
+        if (ok) ok = co_await send_all(fd, std::string_view(chunk).substr(0, *n), srv.timeout);
         if (ok) offset += *n;
     }
     // Not co_await corio::close(): it would not run in a coroutine cancelled by shutdown.
@@ -336,7 +337,8 @@ corio::task<void> serve(int fd, server& srv) {
         if (status == 0)
             status = head_end + 4 > max_head ? 431 : parse_head({in.data(), head_end}, req);
         if (status != 0) {
-            if (status > 0 && co_await send_error(fd, srv, status, false, true)) co_await drain(fd);
+            if (status < 0) break;  // nothing to answer
+            if (co_await send_error(fd, srv, status, false, true)) co_await drain(fd);
             break;
         }
         // Drop the head and the body (read and discarded) from the stream.
