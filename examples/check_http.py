@@ -13,8 +13,10 @@ flags, and a clean exit 0 on SIGTERM with a transfer under way.
 """
 import hashlib
 import os
+import pathlib
 import re
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -251,6 +253,7 @@ def check_timeout(server_path: str, root: str) -> None:
         if server.poll() is None:
             server.kill()  # by its pid: only after a failure
             server.wait()
+        server.stdout.close()
     print("--header-timeout 1: a slow head gets 408 and a close; idle connections and a stalled"
           " reader are dropped; SIGINT")
 
@@ -260,26 +263,38 @@ def check_fd_limit(server_path: str, root: str) -> None:
     def limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
 
-    with tempfile.TemporaryFile("w+") as errors:
-        server = subprocess.Popen([server_path, "--port", "0", "--root", root],
+    log = os.path.join(os.path.dirname(root), "fd_limit.stderr")
+    with open(log, "w") as errors:
+        server = subprocess.Popen([server_path, "--port", "0", "--root", root,
+                                   "--header-timeout", str(TIMEOUT)],
                                   stdout=subprocess.PIPE, stderr=errors, text=True,
                                   preexec_fn=limit)
         try:
             port = int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline())[1])
-            conns = [connect(port) for _ in range(60)]  # the listen backlog holds the rest
-            for s in conns:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            for s in conns:
-                expect(read_response(s.makefile("rb")).status == 200, "fd limit: bad answer")
-                s.close()
+            # Kept-alive connections stay open: the server runs out of fds (the listen backlog
+            # holds the connections it cannot accept).
+            waiting = [connect(port) for _ in range(60)]
+            for s in waiting:
+                s.sendall(get("/"))
+            deadline = time.monotonic() + TIMEOUT
+            while "accept: Too many open files" not in pathlib.Path(log).read_text():
+                expect(time.monotonic() < deadline, "the fd limit was not reached")
+                time.sleep(0.05)
+            # Each connection closed frees an fd for one that waits in the backlog.
+            while waiting:
+                ready, _, _ = select.select(waiting, [], [], TIMEOUT)
+                expect(ready != [], f"fd limit: {len(waiting)} clients never answered")
+                for s in ready:
+                    expect(read_response(s.makefile("rb")).status == 200, "fd limit: bad answer")
+                    s.close()
+                    waiting.remove(s)
             server.send_signal(signal.SIGTERM)
             expect(server.wait(timeout=TIMEOUT) == 0, f"fd limit: exit {server.returncode}")
-            errors.seek(0)
-            expect("accept: Too many open files" in errors.read(), "the fd limit was not reached")
         finally:
             if server.poll() is None:
                 server.kill()  # by its pid: only after a failure
                 server.wait()
+            server.stdout.close()
     print("RLIMIT_NOFILE 40 and 60 clients: EMFILE, a back-off, and all of them served")
 
 
@@ -395,6 +410,7 @@ def main() -> int:
             if server.poll() is None:
                 server.kill()  # by its pid: only after a failure
                 server.wait()
+            server.stdout.close()
 
 
 if __name__ == "__main__":
