@@ -319,7 +319,13 @@ def check_clients(port: int, http_get: str) -> None:
     run([http_get, "--help"], 0, "usage")
     run([http_get, "--bogus"], 2, err="bad argument")
     run([http_get, "http://localhost:1/"], 2, err="expected URLs")
-    print("http_get: keep-alive, --pipeline --repeat 5, --fail, --help, bad arguments")
+    run([http_get, "http://127.0.0.1:99999/"], 2, err="expected URLs")
+    with socket.socket() as unused:  # bound, not listening: connections are refused
+        unused.bind(("127.0.0.1", 0))
+        run([http_get, f"http://127.0.0.1:{unused.getsockname()[1]}/"], 1,
+            err="Connection refused")
+    print("http_get: keep-alive, --pipeline --repeat 5, --fail, --help, bad arguments, a refused"
+          " connection")
 
     curl = shutil.which("curl")
     if not curl:

@@ -32,14 +32,16 @@ struct options {
     std::vector<std::string> paths;
 };
 
-/// One response read from `fd`, with `buffered` holding bytes received beyond the previous one.
+/// A response, as far as it is printed.
 struct response {
     std::string status_line;
     std::string body;
     int status = 0;
 };
 
-/// Reads one response; an error if the connection fails or ends early, or it is not HTTP.
+/// Reads one response from `fd`, `buffered` holding what was received beyond the previous one
+/// (and keeping what comes beyond this one): an error if the connection fails or ends early, or
+/// the response is not HTTP/1.x.
 corio::task<corio::result<response>> read_response(int fd, std::string& buffered) {
     std::array<std::byte, 65536> buf;
     auto more = [&]() -> corio::task<corio::result<std::size_t>> {
@@ -56,9 +58,9 @@ corio::task<corio::result<response>> read_response(int fd, std::string& buffered
     const std::string_view head(buffered.data(), head_end);
     response r;
     r.status_line = head.substr(0, head.find("\r\n"));
-    const std::string_view status = std::string_view(r.status_line).substr(9, 3);
-    if (!r.status_line.starts_with("HTTP/1.") ||
-        std::from_chars(status.data(), status.data() + status.size(), r.status).ec != std::errc())
+    const char* status = r.status_line.c_str() + 9;  // "HTTP/1.1 200 OK"
+    if (r.status_line.size() < 12 || !r.status_line.starts_with("HTTP/1.") ||
+        std::from_chars(status, status + 3, r.status).ptr != status + 3)
         co_return corio::result<response>::from_errno(EPROTO);
     // Header names are case-insensitive: search a lower-cased copy of the head.
     std::string lower(head);
@@ -68,7 +70,8 @@ corio::task<corio::result<response>> read_response(int fd, std::string& buffered
         const char* digits = lower.c_str() + at + 17;
         while (*digits == ' ') ++digits;
         length.emplace();
-        std::from_chars(digits, lower.c_str() + lower.size(), *length);
+        if (std::from_chars(digits, lower.c_str() + lower.size(), *length).ec != std::errc())
+            co_return corio::result<response>::from_errno(EPROTO);
     }
     buffered.erase(0, head_end + 4);
     while (!length || buffered.size() < *length) {
@@ -166,15 +169,18 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    const std::size_t colon = opt.host.rfind(':');
+    // The server: "<IPv4 address>:<port>".
+    const std::string_view host = opt.host;
+    const std::size_t colon = host.rfind(':');
     std::uint16_t port = 0;
-    const char* port_text = opt.host.c_str() + colon + 1;
+    bool has_port = false;
+    if (colon != host.npos) {
+        auto [end, ec] = std::from_chars(host.data() + colon + 1, host.data() + host.size(), port);
+        has_port = ec == std::errc() && end == host.data() + host.size() && port != 0;
+    }
     corio::result<corio::net::address> server =
-        corio::result<corio::net::address>::from_errno(EINVAL);
-    if (colon != std::string::npos &&
-        std::from_chars(port_text, opt.host.c_str() + opt.host.size(), port).ptr ==
-            opt.host.c_str() + opt.host.size())
-        server = corio::net::ip(std::string_view(opt.host).substr(0, colon), port);
+        has_port ? corio::net::ip(host.substr(0, colon), port)
+                 : corio::result<corio::net::address>::from_errno(EINVAL);
     if (opt.paths.empty() || !server) {
         fmt::print(stderr,
                    "http_get: expected URLs as http://<IPv4 address>:<port>/<path> (see --help)\n");
