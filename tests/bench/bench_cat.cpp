@@ -40,7 +40,7 @@ namespace {
 
 constexpr std::size_t file_size = std::size_t{1} << 30;
 constexpr std::size_t block = std::size_t{1} << 20;  // writing the file, draining the pipe
-constexpr int reps = 5;
+constexpr int reps = 7;
 
 /// The directory holding the file, removed at exit (bench::fail included).
 std::string temp_dir;
