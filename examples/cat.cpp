@@ -5,7 +5,7 @@
 // are still copied, and the exit status is then 1.
 //
 // A regular file is read at explicit offsets with `depth` reads in flight, each a spawned task
-// on the same context: while one chunk is written, the next ones are being read. With io_uring
+// on the same context: while one chunk is written, the next one is being read. With io_uring
 // a write and the next read leave in one io_uring_enter; on epoll and poll file reads run on
 // the context's thread pool. Pipes, terminals, sockets and a redirected standard input are read
 // in order (at the file position), one chunk at a time.
@@ -38,11 +38,17 @@
 
 namespace {
 
-// Measured on a page-cached 1 GiB file (tests/bench/bench_cat.cpp): with io_uring this costs
-// the CPU time of coreutils cat (the kernel's copies are the cost); 1 MiB chunks cost more
-// (their cache footprint), 128 KiB ones more hand-offs to the thread pool on epoll.
-constexpr std::size_t chunk = 256 << 10;
-constexpr std::size_t depth = 4;
+// Measured with tests/bench/bench_cat.cpp (a page-cached 1 GiB file). With io_uring, two
+// buffers of 128 KiB (one being written while the next read is in flight) cost the CPU time of
+// coreutils cat, whose one 128 KiB buffer stays in the CPU cache from its read to its write;
+// four of 256 KiB cost 15-25% more into a pipe, mostly copying out of buffers that had left the
+// cache. Without io_uring every read is a thread-pool job: 256 KiB chunks halve those hand-offs
+// (128 KiB ones cost 15% more CPU).
+constexpr std::size_t depth = 2;
+
+std::size_t chunk_size(const corio::context& ctx) {
+    return ctx.has_io_uring() ? 128 << 10 : 256 << 10;
+}
 
 void report(std::string_view name, std::error_code error) {
     fmt::print(stderr, "cat: {}: {}\n", name, error.message());
@@ -73,9 +79,11 @@ corio::task<corio::result<std::size_t>> read_at(int fd, std::span<std::byte> buf
     co_return got;
 }
 
-/// A regular file: `depth` chunks in flight, written in file order. The read error, if any.
+/// A regular file: `depth` chunks in flight (`buffers` holds them), written in file order. The
+/// read error, if any.
 corio::task<std::error_code> copy_file(int fd, std::span<std::byte> buffers, output& out) {
     corio::context& ctx = *corio::context::current();
+    const std::size_t chunk = buffers.size() / depth;
     std::deque<corio::join_handle<corio::result<std::size_t>>> reads;  // in file order
     std::int64_t next = 0;                                             // where the next one reads
     auto start_read = [&](std::span<std::byte> buf) {
@@ -121,6 +129,7 @@ corio::task<std::error_code> copy_stream(int fd, std::span<std::byte> buf, outpu
 }
 
 corio::task<int> cat(std::vector<std::string_view> names) {
+    const std::size_t chunk = chunk_size(*corio::context::current());
     const auto buffers = std::make_unique_for_overwrite<std::byte[]>(depth * chunk);
     const std::span<std::byte> all(buffers.get(), depth * chunk);
     output out;
