@@ -59,6 +59,13 @@ struct thread_pool::state {
     std::chrono::milliseconds idle_timeout{10000};
     int threads = 0;
     int idle = 0;
+    /// Workers started that have not taken their first look at the queue yet. While one is
+    /// starting no other is started: it counts as the idle worker the new work needs, and when
+    /// it runs it starts the next one only if the backlog is still there (QEMU starts its
+    /// workers one after another too). A burst of short jobs is then absorbed by the workers
+    /// already running instead of starting a thread per job; work that blocks keeps the
+    /// backlog up, so the pool still grows to `max_threads`, one thread-start apart.
+    int starting = 0;
     std::size_t queued = 0;
     std::size_t running = 0;
     std::uint64_t completed = 0;
@@ -137,6 +144,7 @@ bool thread_pool::state::spawn() {
         return false;
     }
     ++threads;
+    ++starting;
     return true;
 }
 
@@ -147,6 +155,11 @@ void thread_pool::state::work(worker& self) {
         pthread_setname_np(pthread_self(), name.c_str());
     }
     std::unique_lock lock(mutex);
+    --starting;
+    // This worker takes one queued job; more than the idle ones can take calls for another.
+    if (!shutting_down && queued > static_cast<std::size_t>(idle) + 1 && threads < max_threads) {
+        spawn();
+    }
     for (;;) {
         if (shutting_down || threads > max_threads) break;
         if (!queue_head) {
@@ -288,8 +301,8 @@ void thread_pool::submit_job(std::unique_ptr<pool_job> owned, std::stop_token st
         }
         job->state_ = pool_job::state::queued;
         s_->enqueue(job);
-        if (s_->queued > static_cast<std::size_t>(s_->idle) && s_->threads < s_->max_threads &&
-            !s_->spawn() && s_->threads == 0) {
+        if (s_->queued > static_cast<std::size_t>(s_->idle) && s_->starting == 0 &&
+            s_->threads < s_->max_threads && !s_->spawn() && s_->threads == 0) {
             s_->unqueue(job);
             job->state_ = pool_job::state::cancelled;  // a stop callback leaves it alone now
             no_worker = true;

@@ -132,6 +132,25 @@ TEST_CASE_FIXTURE(loop_fixture, "no more than max workers, however much work is 
     CHECK(pool.stats().completed == jobs);
 }
 
+TEST_CASE_FIXTURE(loop_fixture,
+                  "work that blocks grows the pool to max, one worker after another") {
+    // Workers start one at a time; each starts the next while the backlog outlasts its start,
+    // so jobs that all block still get a worker each.
+    corio::thread_pool& pool = ctx.pool();
+    constexpr int jobs = 6;
+    pool.set_limits(0, jobs);
+    gate blocked;
+    int done = 0;
+    for (int i = 0; i < jobs; ++i) {
+        pool.submit([&] { blocked.wait(); }, [&](result<void>) { ++done; });
+    }
+    while (blocked.waiting.load() < jobs) std::this_thread::sleep_for(100us);
+    CHECK(pool.stats().threads == jobs);
+    CHECK(pool.stats().running == jobs);
+    blocked.open = true;
+    poll_until(ctx, [&] { return done == jobs; });
+}
+
 TEST_CASE_FIXTURE(loop_fixture, "workers beyond min retire after the idle timeout") {
     corio::thread_pool& pool = ctx.pool();
     pool.set_idle_timeout(20ms);

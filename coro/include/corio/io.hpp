@@ -221,15 +221,15 @@ detail::io_awaiter<std::size_t> writev(int fd, std::span<const iovec> iov, std::
 /// child process must inherit the fd). `path` must stay valid until the operation completes (a
 /// string in the awaiting frame, or a temporary in the same full expression as the co_await).
 /// Errors are values (ENOENT, EACCES, EEXIST, EBADF, ENOTDIR, EINVAL for contradictory flags);
-/// a null `path` aborts (misuse). Not cancellable. Without io_uring it runs inline on the loop
-/// thread (blocking; see the file comment).
+/// a null `path` aborts (misuse). Not cancellable. Without io_uring it runs on the context's
+/// thread pool (see the file comment): the loop thread never blocks in it.
 detail::io_awaiter<int> openat(int dirfd, const char* path, int flags, mode_t mode = 0);
 /// `co_await open(path, flags[, mode])`: openat(AT_FDCWD, path, flags, mode) — O_CLOEXEC added.
 detail::io_awaiter<int> open(const char* path, int flags, mode_t mode = 0);
 
 /// `co_await fsync(fd)`: flushes the file's data and metadata to stable storage (fsync(2)).
 /// EBADF for a bad fd, EINVAL for an fd that cannot be synced (a pipe, a socket). Not
-/// cancellable; without io_uring it runs inline on the loop thread (blocking).
+/// cancellable; without io_uring it runs on the context's thread pool.
 detail::io_awaiter<void> fsync(int fd);
 /// `co_await fdatasync(fd)`: like fsync, but only the metadata needed to read the data back
 /// (fdatasync(2); IORING_FSYNC_DATASYNC).
@@ -240,7 +240,7 @@ detail::io_awaiter<void> fdatasync(int fd);
 /// fd itself, pass `path` "" and AT_EMPTY_PATH in `flags`. `path` and `out` must stay valid
 /// until the operation completes. Errors are values (ENOENT, EBADF, EINVAL for unknown flags
 /// or mask bits); a null `path` or `out` aborts (misuse). Not cancellable; without io_uring it
-/// runs inline on the loop thread (blocking).
+/// runs on the context's thread pool.
 detail::io_awaiter<void> statx(int dirfd, const char* path, int flags, unsigned mask,
                                struct ::statx* out);
 /// `co_await file_size(fd)` → the size in bytes of the file open as `fd` (a statx of the fd for

@@ -3,8 +3,12 @@
 // Every context has one, created on first use (context::pool()). Work is submitted from the
 // context's home thread, runs on a worker, and its completion runs back on the home thread, in
 // a bottom-half pass of the context. Workers are started on demand — when work arrives and no
-// worker is idle, up to `max` — and a worker idle for `idle_timeout` retires while more than
-// `min` are alive.
+// worker is idle, up to `max` — one at a time: a worker being started counts as idle, and it
+// starts the next only if the backlog outlasted its start (a burst of short jobs is absorbed by
+// the workers already there; work that blocks still gets a worker per job). A worker idle for
+// `idle_timeout` retires while more than `min` are alive. Work that never blocks is best run
+// with `max` near the number of CPUs: with more jobs in flight than workers, every worker is
+// busy whenever work arrives, and the pool grows to `max`.
 //
 // Cancellation (a std::stop_token, from any thread): work that has not started is removed and
 // never runs; its completion sees ECANCELED at once. Work that has started cannot be

@@ -1,0 +1,191 @@
+// http_get — a small HTTP/1.1 client: GETs its URLs over one keep-alive connection.
+//
+// The URLs must all name the same server, as http://<numeric IPv4>:<port>/<path> (no DNS, no
+// TLS). The requests go one after the other, each sent once the previous response is in, or
+// with --pipeline all in one write before any response is read. Every response is read by its
+// Content-Length (a response without one ends with the connection); its status line is printed,
+// then its body, or with --quiet only its size.
+#include <corio/io.hpp>
+#include <corio/net.hpp>
+#include <corio/spawn.hpp>
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+struct options {
+    int repeat = 1;
+    bool pipeline = false, quiet = false, fail = false;
+    std::string host;  // "127.0.0.1:8080": the server of every URL
+    std::vector<std::string> paths;
+};
+
+/// A response, as far as it is printed.
+struct response {
+    std::string status_line;
+    std::string body;
+    int status = 0;
+};
+
+/// Reads one response from `fd`, `buffered` holding what was received beyond the previous one
+/// (and keeping what comes beyond this one): an error if the connection fails or ends early, or
+/// the response is not HTTP/1.x.
+corio::task<corio::result<response>> read_response(int fd, std::string& buffered) {
+    std::array<std::byte, 65536> buf;
+    auto more = [&]() -> corio::task<corio::result<std::size_t>> {
+        corio::result<std::size_t> n = co_await corio::recv(fd, buf);
+        if (n) buffered.append(reinterpret_cast<const char*>(buf.data()), *n);
+        co_return n;
+    };
+    std::size_t head_end;
+    while ((head_end = buffered.find("\r\n\r\n")) == std::string::npos) {
+        corio::result<std::size_t> n = co_await more();
+        if (!n) co_return corio::result<response>::from_errno(n.error().value());
+        if (*n == 0) co_return corio::result<response>::from_errno(ECONNRESET);
+    }
+    const std::string_view head(buffered.data(), head_end);
+    response r;
+    r.status_line = head.substr(0, head.find("\r\n"));
+    const char* status = r.status_line.c_str() + 9;  // "HTTP/1.1 200 OK"
+    if (r.status_line.size() < 12 || !r.status_line.starts_with("HTTP/1.") ||
+        std::from_chars(status, status + 3, r.status).ptr != status + 3)
+        co_return corio::result<response>::from_errno(EPROTO);
+    // Header names are case-insensitive: search a lower-cased copy of the head.
+    std::string lower(head);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::optional<std::size_t> length;
+    if (std::size_t at = lower.find("\r\ncontent-length:"); at != std::string::npos) {
+        const char* digits = lower.c_str() + at + 17;
+        while (*digits == ' ') ++digits;
+        length.emplace();
+        if (std::from_chars(digits, lower.c_str() + lower.size(), *length).ec != std::errc())
+            co_return corio::result<response>::from_errno(EPROTO);
+    }
+    buffered.erase(0, head_end + 4);
+    while (!length || buffered.size() < *length) {
+        corio::result<std::size_t> n = co_await more();
+        if (!n) co_return corio::result<response>::from_errno(n.error().value());
+        if (*n == 0 && length) co_return corio::result<response>::from_errno(ECONNRESET);
+        if (*n == 0) length = buffered.size();  // no Content-Length: the body ends with the stream
+    }
+    r.body = buffered.substr(0, *length);
+    buffered.erase(0, *length);
+    co_return r;
+}
+
+corio::task<int> get_all(const options& opt, const corio::net::address& server) {
+    corio::result<int> fd = co_await corio::net::connect(server);
+    if (!fd) {
+        fmt::print(stderr, "http_get: connect to {}: {}\n", opt.host, fd.error().message());
+        co_return 1;
+    }
+    std::vector<std::string> requests;
+    for (int i = 0; i < opt.repeat; ++i) {
+        for (const std::string& path : opt.paths)
+            requests.push_back(fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", path, opt.host));
+    }
+    std::string all_at_once;  // --pipeline: every request in one write
+    for (const std::string& r : requests) all_at_once += r;
+
+    int exit_code = 0;
+    std::string buffered;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+        const std::string& out = opt.pipeline ? all_at_once : requests[i];
+        if (i == 0 || !opt.pipeline) {
+            corio::result<std::size_t> sent =
+                co_await corio::write_all(*fd, std::as_bytes(std::span(out)));
+            if (!sent) {
+                fmt::print(stderr, "http_get: {}: {}\n", opt.host, sent.error().message());
+                exit_code = 1;
+                break;
+            }
+        }
+        corio::result<response> r = co_await read_response(*fd, buffered);
+        if (!r) {
+            fmt::print(stderr, "http_get: {}: {}\n", opt.host, r.error().message());
+            exit_code = 1;
+            break;
+        }
+        fmt::print("{}\n", r->status_line);
+        if (opt.quiet) {
+            fmt::print("({} bytes)\n", r->body.size());
+        } else {
+            std::fwrite(r->body.data(), 1, r->body.size(), stdout);
+        }
+        if (opt.fail && (r->status < 200 || r->status > 299)) exit_code = 1;
+    }
+    ::close(*fd);
+    co_return exit_code;
+}
+
+constexpr std::string_view usage =
+    "usage: http_get [--repeat N] [--pipeline] [--quiet] [--fail] URL...\n"
+    "  URL         http://<IPv4 address>:<port>/<path>, all on the same server\n"
+    "  --repeat N  get the URLs N times over (default 1)\n"
+    "  --pipeline  send every request before reading any response\n"
+    "  --quiet     print each body's size instead of the body\n"
+    "  --fail      exit 1 on a status other than 2xx\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    options opt;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        bool ok = true;
+        if (arg == "--help") {
+            fmt::print("{}", usage);
+            return 0;
+        } else if (arg == "--pipeline" || arg == "--quiet" || arg == "--fail") {
+            (arg == "--pipeline" ? opt.pipeline : arg == "--quiet" ? opt.quiet : opt.fail) = true;
+        } else if (arg == "--repeat") {
+            const char* n = i + 1 < argc ? argv[++i] : "";
+            auto [end, ec] = std::from_chars(n, n + std::strlen(n), opt.repeat);
+            ok = ec == std::errc() && *end == '\0' && opt.repeat > 0;
+        } else if (arg.starts_with("http://")) {  // host: up to the path
+            const std::string_view rest = arg.substr(7);
+            const std::size_t slash = rest.find('/');
+            const std::string_view host = rest.substr(0, slash);
+            ok = !host.empty() && (opt.host.empty() || opt.host == host);
+            opt.host = host;
+            opt.paths.emplace_back(slash == rest.npos ? "/" : rest.substr(slash));
+        } else {
+            ok = false;
+        }
+        if (!ok) {
+            fmt::print(stderr, "http_get: bad argument '{}' (see --help)\n", arg);
+            return 2;
+        }
+    }
+    // The server: "<IPv4 address>:<port>".
+    const std::string_view host = opt.host;
+    const std::size_t colon = host.rfind(':');
+    std::uint16_t port = 0;
+    bool has_port = false;
+    if (colon != host.npos) {
+        auto [end, ec] = std::from_chars(host.data() + colon + 1, host.data() + host.size(), port);
+        has_port = ec == std::errc() && end == host.data() + host.size() && port != 0;
+    }
+    corio::result<corio::net::address> server =
+        has_port ? corio::net::ip(host.substr(0, colon), port)
+                 : corio::result<corio::net::address>::from_errno(EINVAL);
+    if (opt.paths.empty() || !server) {
+        fmt::print(stderr,
+                   "http_get: expected URLs as http://<IPv4 address>:<port>/<path> (see --help)\n");
+        return 2;
+    }
+    corio::context ctx;
+    return corio::run(ctx, get_all(opt, *server));
+}
