@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """bench=echo — corio's echo server side by side with hand-written ones, over loopback TCP.
 
-Each server in turn is started on 127.0.0.1 (port 0; the port is read from its first line of
-output) and driven by the echo_client example at 1, 16 and 256 connections, one message in
-flight per connection, for a fixed time. Servers:
+Every server is started on 127.0.0.1 (port 0; the port is read from its first line of output)
+and driven in turn by the echo_client example at 1, 16 and 256 connections, one message in
+flight per connection, for a fixed time (split into slices interleaved with the other servers'
+so that drifting load on a shared machine falls on all alike). Servers:
   corio_io_uring, corio_epoll  examples/echo_server, --backend forced
   liburing                     tests/bench/echo_server_liburing.cpp (raw io_uring)
   epoll                        tests/bench/echo_server_epoll.cpp (raw epoll)
@@ -21,7 +22,9 @@ each with the target it is held to and whether it is met.
 
 Usage: bench_echo.py BUILD_DIR   (tests/bench/run.sh echo builds and passes build-bench)
 Environment (all optional):
-  CORIO_BENCH_ECHO_SECONDS      seconds per run (default 3)
+  CORIO_BENCH_ECHO_SECONDS      seconds per server and connection count (default 3)
+  CORIO_BENCH_ECHO_ROUNDS       slices each measurement is split into, interleaved with the
+                                other servers' (default 3)
   CORIO_BENCH_ECHO_CONNECTIONS  comma-separated connection counts (default 1,16,256)
   CORIO_BENCH_ECHO_SIZE         message size in bytes (default 64)
   CORIO_BENCH_ECHO_SERVERS      comma-separated subset of the servers above (default all)
@@ -34,6 +37,7 @@ import os
 import re
 import selectors
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -162,6 +166,7 @@ def main():
     counts = [int(c) for c in env_list('CORIO_BENCH_ECHO_CONNECTIONS', '1,16,256')]
     size = int(os.environ.get('CORIO_BENCH_ECHO_SIZE', '64'))
     servers = env_list('CORIO_BENCH_ECHO_SERVERS', ','.join(SERVERS))
+    rounds = int(os.environ.get('CORIO_BENCH_ECHO_ROUNDS', '3'))
     client_backend = os.environ.get('CORIO_BENCH_ECHO_CLIENT', 'epoll')
     for name in servers:
         if name not in SERVERS:
@@ -171,14 +176,14 @@ def main():
     server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
     with open('/proc/loadavg') as f:
         load = ' '.join(f.read().split()[:3])
-    note(f'echo: {seconds} s per run, {size}-byte messages, 1 in flight per connection; '
+    note(f'echo: {seconds} s per server and connection count, in {rounds} interleaved slices; '
+         f'{size}-byte messages, 1 in flight per connection; '
          f'client: echo_client --threads 1 --backend {client_backend}; ' +
          (f'server on CPU {server_cpu}, client on CPU {client_cpu}'
           if server_cpu is not None else 'one CPU: not pinned') +
          f'; load average before: {load}')
 
-    rate = {}  # (server, connections) -> round trips/s
-    cpu = {}  # (server, connections) -> server CPU µs per round trip
+    running = {}  # name -> Server
     for name in servers:
         command = server_command(build, name)
         if command is None:
@@ -196,22 +201,46 @@ def main():
             note(f'{name}: skipped: the server runs on another backend: {server.first_line.strip()}')
             continue
         note(f'{name}: {server.first_line.strip()}')
+        running[name] = server
+
+    # Each measurement is split into `rounds` slices, interleaved with every other server's, so
+    # that load from elsewhere on a shared machine, which drifts over a minute, falls on all
+    # servers alike. An idle server waits in the kernel and costs nothing meanwhile.
+    slice_seconds = f'{float(seconds) / rounds:g}'
+    slices = {}  # (server, connections) -> [(round trips, seconds, server CPU s, client fields)]
+    for _ in range(rounds):
         for connections in counts:
-            before = cpu_seconds(server.proc.pid)
-            fields = run_client(build, server.port, connections, size, seconds,
-                                client_backend, client_cpu)
-            used = cpu_seconds(server.proc.pid) - before
-            roundtrips = int(fields['roundtrips'])
+            for name, server in running.items():
+                before = cpu_seconds(server.proc.pid)
+                fields = run_client(build, server.port, connections, size, slice_seconds,
+                                    client_backend, client_cpu)
+                used = cpu_seconds(server.proc.pid) - before
+                slices.setdefault((name, connections), []).append(
+                    (int(fields['roundtrips']), float(fields['seconds']), used, fields))
+    for server in running.values():
+        server.stop()
+
+    rate = {}  # (server, connections) -> round trips/s
+    cpu = {}  # (server, connections) -> server CPU µs per round trip
+    for name in running:
+        for connections in counts:
+            runs = slices[name, connections]
+            roundtrips = sum(r[0] for r in runs)
             if roundtrips == 0:
                 fail(f'{name}-{connections}: no round trip completed')
+            used = sum(r[2] for r in runs)
             variant = f'{name}-{connections}'
-            rate[name, connections] = float(fields['rt_per_s'])
+            rate[name, connections] = roundtrips / sum(r[1] for r in runs)
             cpu[name, connections] = used / roundtrips * 1e6
             report('echo', variant, rate[name, connections], 'rt/s')
             report('echo_cpu', variant, cpu[name, connections], 'us/rt')
-            note(f'{variant}: p50={fields.get("p50_us")} p99={fields.get("p99_us")} '
-                 f'p999={fields.get("p999_us")} us, server CPU {used:.2f} s')
-        server.stop()
+
+            def latency(key):
+                return statistics.median(float(r[3][key]) for r in runs)
+
+            note(f'{variant}: latency p50={latency("p50_us"):.0f} p99={latency("p99_us"):.0f} '
+                 f'p999={latency("p999_us"):.0f} us (median of {rounds} slices), '
+                 f'server CPU {used:.2f} s')
 
     with open('/proc/loadavg') as f:
         note(f'load average after: {" ".join(f.read().split()[:3])}')

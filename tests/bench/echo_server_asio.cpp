@@ -1,5 +1,5 @@
 // echo_server_asio — the Asio baseline of bench=echo: the echo server of Asio's own coroutine
-// examples (asio::awaitable, co_spawn, use_awaitable), with a 64 KiB buffer per connection and
+// examples (asio::awaitable, co_spawn, use_awaitable), with a 16 KiB buffer per connection and
 // TCP_NODELAY like the other servers. Built twice by meson: on Asio's default reactor (epoll)
 // and, with ASIO_HAS_IO_URING and ASIO_DISABLE_EPOLL defined, on its io_uring backend.
 //
@@ -29,7 +29,7 @@ namespace {
 using asio::ip::tcp;
 
 asio::awaitable<void> session(tcp::socket socket) {
-    std::array<char, 64 * 1024> buffer;  // in the coroutine frame, like corio's server
+    std::array<char, 16 * 1024> buffer;  // in the frame, as in examples/echo_server.cpp
     try {
         for (;;) {
             const std::size_t n =

@@ -2,7 +2,7 @@
 // epoll, as plainly as a careful engineer would, to measure corio against.
 //
 // One thread, non-blocking sockets, level-triggered epoll. A readable connection gets one
-// recv() into its 64 KiB buffer and the data is sent back at once; what the socket does not
+// recv() into its 16 KiB buffer and the data is sent back at once; what the socket does not
 // take is kept, and the connection then waits for EPOLLOUT instead of EPOLLIN until it has
 // all been sent (so a client that does not read cannot make the server buffer without bound).
 // The listener accepts until EAGAIN on each readiness.
@@ -29,7 +29,7 @@
 
 namespace {
 
-constexpr std::size_t buffer_size = 64 * 1024;
+constexpr std::size_t buffer_size = 16 * 1024;  // as examples/echo_server.cpp
 constexpr int max_events = 256;
 
 [[noreturn]] void die(const char* what, int err) {

@@ -4,7 +4,7 @@
 // One thread, one ring created with SINGLE_ISSUER | DEFER_TASKRUN (completions are processed
 // only when this thread enters the kernel to wait, with no task-work interrupts; without them
 // when the kernel refuses the flags). The listener is served by a multishot accept (a plain
-// accept re-armed per connection on kernels without it). Each connection owns one 64 KiB
+// accept re-armed per connection on kernels without it). Each connection owns one 16 KiB
 // buffer and has exactly one operation in flight: a recv, then a send of what it received
 // (re-sent from where it stopped on a short send), then the next recv. The loop is
 // io_uring_submit_and_wait(1): one system call submits everything queued and waits.
@@ -32,7 +32,7 @@
 
 namespace {
 
-constexpr std::size_t buffer_size = 64 * 1024;
+constexpr std::size_t buffer_size = 16 * 1024;  // as examples/echo_server.cpp
 constexpr unsigned ring_entries = 4096;
 
 [[noreturn]] void die(const char* what, int err) {
