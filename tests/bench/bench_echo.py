@@ -261,7 +261,7 @@ def summarize(counts, rate, cpu):
             r = rate[a, n] / rate[b, n]
             c = cpu[a, n] / cpu[b, n]
             verdict = 'met' if met(r, c, n) else 'MISSED'
-            note(f'{label}-{n}: rt/s x{r:.2f}, CPU/rt x{c:.2f} (target: {target}: {verdict})')
+            note(f'{label}-{n}: rt/s x{r:.3f}, CPU/rt x{c:.3f} (target: {target}: {verdict})')
 
     def best_raw(n):
         return max((rate[s, n] for s in ('liburing', 'epoll') if (s, n) in rate), default=None)
