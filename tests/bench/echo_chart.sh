@@ -64,6 +64,7 @@ fi
 table echo_cpu >"$tmp/cpu" || true
 machine=$(sed -n 's/^# cpu="\([^"]*\)" cores=\([0-9]*\) kernel=\([^ ]*\).*/\1, \2 cores, Linux \3/p' \
     "$tmp/results" | head -n 1)
+load=$(sed -n 's/^# echo: .*load average before: \([0-9.]*\).*/\1/p' "$tmp/results" | head -n 1)
 size=$(sed -n 's/^# echo: .* \([0-9]*\)-byte messages.*/\1/p' "$tmp/results" | head -n 1)
 columns=$(head -n 1 "$tmp/rate" | wc -w)
 
@@ -71,6 +72,7 @@ gnuplot <<EOF
 set terminal pngcairo size 1100,900 font "sans,10" noenhanced
 set output "$output"
 set datafile missing "-"
+set key autotitle columnheader
 set style data histogram
 set style histogram cluster gap 1
 set style fill solid 0.85 border -1
@@ -79,14 +81,24 @@ set key outside right top vertical
 set grid ytics
 set xlabel "connections"
 set yrange [0:*]
-set multiplot layout $([[ -s $tmp/cpu ]] && echo 2 || echo 1),1 title "echo over loopback${size:+, $size-byte messages}${machine:+\\n$machine}"
+set multiplot layout $([[ -s $tmp/cpu ]] && echo 2 || echo 1),1 title "echo over loopback${size:+, $size-byte messages}${machine:+\\n$machine}${load:+, load average $load}"
 set title "round trips per second (higher is better)"
 set format y "%.0s%c"
-plot for [i=2:$columns] "$tmp/rate" using i:xtic(1) title columnheader(i)
+# Each bar is labelled with its value: a cluster of n bars is centred on its row number, and
+# each bar is 1/(n + gap) wide.
+n = $columns - 1
+bar(i) = (i - 2 - (n - 1) / 2.0) / (n + 1.0)
+kilo(v) = v < 10000 ? sprintf("%.1fk", v / 1000) : sprintf("%.0fk", v / 1000)
+set offsets 0, 0, graph 0.12, 0
+plot for [i=2:$columns] "$tmp/rate" using i:xtic(1) title columnheader(i), \
+     for [i=2:$columns] "$tmp/rate" using (\$0 + bar(i)):i:(kilo(column(i))) \
+         with labels rotate by 90 left offset 0, 0.3 font ",8" notitle
 if ($([[ -s $tmp/cpu ]] && echo 1 || echo 0)) {
     set title "server CPU time per round trip, µs (lower is better)"
     set format y "%g"
-    plot for [i=2:$columns] "$tmp/cpu" using i:xtic(1) title columnheader(i)
+    plot for [i=2:$columns] "$tmp/cpu" using i:xtic(1) title columnheader(i), \
+         for [i=2:$columns] "$tmp/cpu" using (\$0 + bar(i)):i:(sprintf("%.1f", column(i))) \
+             with labels rotate by 90 left offset 0, 0.3 font ",8" notitle
 }
 unset multiplot
 EOF
