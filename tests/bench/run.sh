@@ -2,8 +2,13 @@
 # Builds the benchmarks in a release build directory and runs them.
 #
 # Usage: tests/bench/run.sh [NAME...]
-#   NAME is a benchmark name (bh, timers, ...: every tests/bench/bench_NAME.cpp); all when none.
+#   NAME is a benchmark name (bh, timers, ...: every tests/bench/bench_NAME.cpp, and every
+#   tests/bench/bench_NAME.py); all when none.
 #   corio picks its backend as usual: CORIO_BACKEND=epoll|poll|io_uring forces one.
+#
+# A bench_NAME.cpp is built into the program bench_NAME and run. A bench_NAME.py is a driver
+# script of programs that meson's alias target bench_NAME builds; it is run with python3 and
+# the build directory as its argument (bench_echo.py: servers and a load client).
 #
 # The build directory is build-bench/ at the top of the repository (created, or reconfigured
 # when it exists). Output: '#' lines describe the machine and build, then one line per
@@ -16,11 +21,11 @@ top=$(cd -- "$bench_dir/../.." && pwd)
 build="$top/build-bench"
 
 # Benchmark names, derived from the sources so that adding bench_NAME.cpp (and its name in
-# meson.build) is all it takes.
+# meson.build) or bench_NAME.py (and its alias target) is all it takes.
 all_names=()
-for src in "$bench_dir"/bench_*.cpp; do
+for src in "$bench_dir"/bench_*.cpp "$bench_dir"/bench_*.py; do
     name=${src##*/bench_}
-    all_names+=("${name%.cpp}")
+    all_names+=("${name%.*}")
 done
 
 names=("$@")
@@ -28,7 +33,7 @@ if ((${#names[@]} == 0)); then
     names=("${all_names[@]}")
 fi
 for name in "${names[@]}"; do
-    if [[ ! -f $bench_dir/bench_$name.cpp ]]; then
+    if [[ ! -f $bench_dir/bench_$name.cpp && ! -f $bench_dir/bench_$name.py ]]; then
         echo "run.sh: unknown benchmark '$name' (known: ${all_names[*]})" >&2
         exit 2
     fi
@@ -64,5 +69,9 @@ compiler=$(sed -n 's/^C++ compiler for the host machine: [^ ]* (\([^ ]* [^ ]*\) 
 echo "# cpu=\"${cpu:-unknown}\" cores=$(nproc) kernel=$(uname -r) compiler=\"${compiler:-unknown}\" buildtype=release"
 
 for name in "${names[@]}"; do
-    "$build/tests/bench/bench_$name"
+    if [[ -f $bench_dir/bench_$name.py ]]; then
+        python3 "$bench_dir/bench_$name.py" "$build"
+    else
+        "$build/tests/bench/bench_$name"
+    fi
 done
