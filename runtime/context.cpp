@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -193,9 +194,11 @@ bool loop::poll(bool blocking) {
     const bool adaptive = timeout != 0 && max_ns > 0 && !monitor->need_wait();
     const std::int64_t start = adaptive ? now(clock_type::monotonic) : 0;
     if (adaptive) timeout = busy_poll(timeout, start);
+    bool blocked = false;  // waited in the kernel with a non-zero timeout
     {
         std::optional<announce_scope> announced;
         if (timeout != 0) {
+            if (adaptive) kicked_at.store(0, std::memory_order_relaxed);
             announced.emplace(notify_me);
             // Re-check every source after announcing: a producer that read notify_me == 0
             // skipped the eventfd write, so its work must be visible now.
@@ -208,11 +211,21 @@ bool loop::poll(bool blocking) {
         if (timeout != 0 || !fds.empty() || monitor->need_wait()) {
             backend_waits.bump();
             if (timeout != 0) blocking_waits.bump();
+            blocked = timeout != 0;
             monitor->wait(ready, timeout);
         }
     }
     if (adaptive) {
-        const std::int64_t block_ns = now(clock_type::monotonic) - start;
+        std::int64_t block_ns = now(clock_type::monotonic) - start;
+        // Woken by a notification: what polling would have had to cover is the time until it
+        // was sent. The rest is the scheduler getting this thread back on a CPU, tens of
+        // microseconds in a VM: counted in, one late wake-up would close the window
+        // (block_ns > max_ns) and keep it closed, since every later wait also pays it.
+        // (QEMU counts the whole blocking time.)
+        const std::int64_t kicked = blocked ? kicked_at.load(std::memory_order_relaxed) : 0;
+        if (kicked != 0) {
+            block_ns = std::clamp<std::int64_t>(kicked - start, 0, block_ns);
+        }
         poll_ns.store(
             next_poll_ns(poll_ns.load(std::memory_order_relaxed), block_ns, load_poll_params()),
             std::memory_order_relaxed);

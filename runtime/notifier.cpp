@@ -24,6 +24,10 @@ void loop::notify() noexcept {
 }
 
 void loop::kick() noexcept {
+    // clock_gettime is async-signal-safe, as the BH path that kicks from a signal handler
+    // requires. Relaxed: the eventfd write and the waiter's wake-up order it before the read.
+    std::int64_t none = 0;
+    kicked_at.compare_exchange_strong(none, now(clock_type::monotonic), std::memory_order_relaxed);
     const std::uint64_t one = 1;
     // EAGAIN means the counter is saturated: the fd is readable anyway.
     while (write(event_fd, &one, sizeof one) < 0 && errno == EINTR) {

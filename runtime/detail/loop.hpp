@@ -152,6 +152,11 @@ public:
     // home thread in notify_accept() *before* it looks at any work source (clear, then a full
     // fence that keeps those loads behind the clear).
     std::atomic<bool> notified{false};
+    // [any thread] When the first eventfd write of the current blocking wait was made
+    // (monotonic ns; 0: none yet). Set by kick() (first writer wins), reset by the home thread
+    // before it announces a wait, read after it. Adaptive polling sizes its window by when the
+    // work arrived, not by when the sleeping thread got back on a CPU (see loop::poll).
+    std::atomic<std::int64_t> kicked_at{0};
     // [any thread] Set by stop(), consumed by run().
     std::atomic<bool> stop_requested{false};
 

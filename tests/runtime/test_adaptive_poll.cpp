@@ -6,7 +6,11 @@
 
 #include <doctest/doctest.h>
 
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 using corio::context;
@@ -262,4 +266,42 @@ TEST_CASE_FIXTURE(loop_fixture,
     CHECK(n.max_depth == 1);
     CHECK(n.calls == 1);
     ctx.remove_fd_handler(n.pipe.rd);
+}
+
+TEST_CASE("a notification sent in time keeps the window open, however late the thread wakes") {
+    // The loop blocks (window 0); another thread notifies it and at once signals it, and the
+    // handler holds the loop thread for 300 ms: it gets back to its loop far beyond max_ns
+    // (100 ms), yet polling for as long as the notification took to come would have caught
+    // it. The window must grow (sized by when the notification was sent), not close (sized by
+    // when the thread came back: a slow wake-up, which no polling window avoids).
+    struct sigaction hold {};
+    hold.sa_handler = [](int) {
+        const timespec t{0, 300'000'000};
+        nanosleep(&t, nullptr);
+    };
+    struct sigaction old {};
+    REQUIRE(sigaction(SIGUSR2, &hold, &old) == 0);
+    std::atomic<context*> loop_ctx{nullptr};
+    std::atomic<bool> notifier_done{false};
+    std::int64_t window_after = -1;
+    corio::test::watchdog guard("slow wake-up");
+    std::thread loop([&] {
+        context ctx{
+            corio::context_options{.name = "slow-wake", .polling = {.max_ns = 100'000'000}}};
+        loop_ctx = &ctx;
+        ctx.poll(true);  // blocks; ends woken, or interrupted by the signal
+        window_after = ctx.stats().poll_ns;
+        while (ctx.stats().wakeups == 0) ctx.poll(true);
+        while (!notifier_done) std::this_thread::yield();  // it may still be inside notify()
+    });
+    context* ctx = nullptr;
+    while (!(ctx = loop_ctx.load()) || ctx->stats().blocking_waits == 0) {
+        std::this_thread::sleep_for(100us);
+    }
+    ctx->notify();
+    pthread_kill(loop.native_handle(), SIGUSR2);
+    notifier_done = true;
+    loop.join();
+    sigaction(SIGUSR2, &old, nullptr);
+    CHECK(window_after == 4000);  // grown from 0 by one step, not reset
 }

@@ -39,6 +39,10 @@ class loop;
 ///  - blocked no longer than `poll_ns`: unchanged (polling would have found the event);
 ///  - blocked longer than `max_ns`: divided by `shrink` (0: reset to 0);
 ///  - otherwise, while below `max_ns`: multiplied by `grow` (0: 2), from 4000 ns when 0.
+/// A wait ended by a notification (a cross-thread BH, co_schedule, notify) counts as blocked
+/// until the notification was *sent*, not until the thread was back on a CPU (QEMU counts the
+/// latter): a wake-up slower than `max_ns` — tens of microseconds in a VM — would otherwise
+/// close the window for good, every later wait paying it again.
 /// `max_ns = 0` disables polling. Polling is skipped while any fd handler without a `poll`
 /// probe is registered, and stops as soon as the backend has events (io_uring: completions in
 /// the ring, seen without a syscall; with DEFER_TASKRUN and requests in flight, never started).
