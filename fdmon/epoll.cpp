@@ -23,6 +23,7 @@ class epoll_monitor final : public monitor {
 public:
     epoll_monitor() : epfd_(epoll_create1(EPOLL_CLOEXEC)) {
         if (epfd_ < 0) throw error(errno, "epoll_create1");
+        validates_fds_ = true;  // epoll_ctl(ADD/MOD) fails with EBADF
     }
     ~epoll_monitor() override { close(epfd_); }
 

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cerrno>
+#include <string>
 
 using corio::context;
 using corio::fd_callbacks;
@@ -223,6 +224,47 @@ TEST_CASE_FIXTURE(loop_fixture,
     CHECK(ctx.poll(true));
     CHECK(pr.reads == 1);
     ctx.remove_fd_handler(p.rd);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a closed fd is EBADF naming set_fd_handler and the fd, always") {
+    test_pipe p;
+    probe pr{&ctx, 0, 0, p.rd};
+    const int closed = dup(p.rd);
+    close(closed);
+    auto check = [&](auto&& fn) {
+        try {
+            fn();
+            FAIL("no error");
+        } catch (const corio::error& e) {
+            CHECK(e.code().value() == EBADF);
+            const std::string what = e.what();
+            CHECK(what.find("set_fd_handler") != std::string::npos);
+            CHECK(what.find("fd " + std::to_string(closed)) != std::string::npos);
+        }
+    };
+    check([&] { ctx.add_fd_handler(closed, {.read = on_read}, &pr); });
+    check([&] { ctx.set_fd_handler(closed, {.write = on_write}, &pr); });
+    // A poll-only handler reaches no kernel interface: the loop still checks the fd itself.
+    check([&] {
+        ctx.set_fd_handler(closed,
+                           {.poll = [](void*) { return false; }, .poll_ready = [](void*) {}}, &pr);
+    });
+    CHECK_FALSE(ctx.has_fd_handler(closed));
+    // Replacing the handler of an fd closed while registered: EBADF, the old one stays.
+    const int fd = dup(p.rd);
+    ctx.add_fd_handler(fd, {.read = on_read}, &pr);
+    close(fd);
+    try {
+        ctx.set_fd_handler(fd, {.write = on_write}, &pr);
+        FAIL("no error");
+    } catch (const corio::error& e) {
+        CHECK(e.code().value() == EBADF);
+        CHECK(std::string(e.what()).find("set_fd_handler(fd " + std::to_string(fd)) !=
+              std::string::npos);
+    }
+    CHECK(ctx.has_fd_handler(fd));
+    ctx.remove_fd_handler(fd);
+    CHECK_FALSE(ctx.poll(false));
 }
 
 TEST_CASE_FIXTURE(loop_fixture, "an fd closed while registered can still be removed") {
