@@ -281,6 +281,21 @@ TEST_CASE_FIXTURE(loop_fixture, "a closed fd is EBADF naming set_fd_handler and 
     CHECK(ctx.has_fd_handler(fd));
     ctx.remove_fd_handler(fd);
     CHECK_FALSE(ctx.poll(false));
+    // Removed, closed, registered again before any wait (epoll still holds the removed entry).
+    const int again = dup(p.rd);
+    ctx.add_fd_handler(again, {.read = on_read}, &pr);
+    ctx.remove_fd_handler(again);
+    close(again);
+    try {
+        ctx.add_fd_handler(again, {.read = on_read}, &pr);
+        FAIL("no error");
+    } catch (const corio::error& e) {
+        CHECK(e.code().value() == EBADF);
+        CHECK(std::string(e.what()).find("set_fd_handler(fd " + std::to_string(again)) !=
+              std::string::npos);
+    }
+    CHECK_FALSE(ctx.has_fd_handler(again));
+    CHECK_FALSE(ctx.poll(false));
 }
 
 TEST_CASE_FIXTURE(loop_fixture, "an fd closed while registered can still be removed") {
