@@ -136,9 +136,18 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
         fallback_ == fallback::file_or_readable || fallback_ == fallback::file_or_writable;
     if (fallback_ == fallback::pool || (maybe_file && is_file(args_.fd)))
         return run_on_pool(self, ctx);
-    result_ = attempt_(args_);  // the fast path: often no suspension at all
-    if (fallback_ == fallback::once || (result_ != -EAGAIN && result_ != -EWOULDBLOCK)) {
-        return false;  // done without registering anything
+    if (byte_read_ && self->drained_fd == args_.fd) {
+        // The last read from this fd came back short: the fd was drained then, and this one
+        // would most likely fail with EAGAIN. Readiness is level-triggered on every backend,
+        // so data that arrived meanwhile is reported by the next wait at once.
+        self->drained_fd = -1;
+        result_ = -EAGAIN;
+    } else {
+        result_ = attempt_(args_);  // the fast path: often no suspension at all
+        if (fallback_ == fallback::once || (result_ != -EAGAIN && result_ != -EWOULDBLOCK)) {
+            note_result(self, result_);
+            return false;  // done without registering anything
+        }
     }
     fd_callbacks callbacks;
     const bool writes = fallback_ == fallback::writable || fallback_ == fallback::file_or_writable;
@@ -196,7 +205,20 @@ void io_op::on_ready(void* op) {
     if (r == -EAGAIN || r == -EWOULDBLOCK) return;  // spurious: stay registered
     me->unregister();
     me->result_ = r;
+    me->note_result(me->cancel_.coroutine_state(), r);
     if (me->cancel_.complete_on_home()) wake_local(me->cancel_.coroutine_state());
+}
+
+void io_op::note_result(co_state* self, long r) const noexcept {
+    if (!byte_read_) return;
+    // MSG_PEEK leaves the data queued: a short peek says nothing about the next read.
+    const bool drained =
+        r > 0 && static_cast<std::size_t>(r) < args_.len && (args_.flags & MSG_PEEK) == 0;
+    if (drained) {
+        self->drained_fd = args_.fd;
+    } else if (self->drained_fd == args_.fd) {
+        self->drained_fd = -1;
+    }
 }
 
 long syscall_result(long r) noexcept {
@@ -270,7 +292,8 @@ detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int6
                     a.offset, [&] { return ::pread(a.fd, a.buf, a.len, a.offset); },
                     [&] { return ::read(a.fd, a.buf, a.len); });
             },
-            std::move(stop)};
+            std::move(stop),
+            true};
 }
 
 detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, std::int64_t offset,
@@ -345,7 +368,8 @@ detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags
             [](io_op::args& a) {
                 return detail::syscall_result(::recv(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
             },
-            std::move(stop)};
+            std::move(stop),
+            true};
 }
 
 detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, int flags,

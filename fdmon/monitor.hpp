@@ -100,6 +100,10 @@ public:
     /// `ready`. Returns true if a handler ran. Re-entrant: a handler may run a nested iteration.
     bool dispatch(ready_list& ready) { return may_have_work_ && backend_dispatch(ready); }
 
+    /// True when `update` itself rejects a closed or invalid fd with corio::error(EBADF) for a
+    /// node whose `events` is not 0 (epoll_ctl does); the loop then skips its own check.
+    bool validates_fds() const noexcept { return validates_fds_; }
+
     /// Whether `add_sqe` works.
     virtual bool has_io_uring() const noexcept { return false; }
     /// Queues one io_uring request; see context::add_sqe. Only backends with has_io_uring().
@@ -119,6 +123,8 @@ protected:
     /// (io_uring: after entering the kernel or queueing a request); while it is false the loop
     /// calls neither backend_need_wait nor backend_dispatch.
     bool may_have_work_ = false;
+    /// See validates_fds(); set by the constructor of a backend that guarantees it.
+    bool validates_fds_ = false;
 
 private:
     int unpollable_ = 0;  // registered nodes without a poll probe

@@ -284,9 +284,11 @@ bool loop::dispatch_ready() {
 
 void loop::register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool must_be_new) {
     assert_home("set_fd_handler");
-    if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
-        throw error(EBADF, fmt::format("set_fd_handler(fd {}) on context '{}'", fd, name));
-    }
+    const std::uint32_t events = (callbacks.read ? POLLIN : 0) | (callbacks.write ? POLLOUT : 0);
+    // A backend that validates the fd in `update` saves the fcntl; poll and io_uring cannot
+    // report a bad fd synchronously, and a node without events reaches no kernel at all.
+    const bool checked_by_backend = events != 0 && monitor->validates_fds();
+    if (fd < 0 || (!checked_by_backend && fcntl(fd, F_GETFD) < 0)) bad_fd(fd);
     const bool can_poll = callbacks.poll && callbacks.poll_ready;
     if (!callbacks.read && !callbacks.write && !can_poll) {
         throw error(EINVAL, fmt::format("set_fd_handler(fd {}) without read, write or poll", fd));
@@ -298,13 +300,18 @@ void loop::register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool
     }
     auto node = std::make_unique<fd_node>();
     node->fd = fd;
-    node->events = (callbacks.read ? POLLIN : 0) | (callbacks.write ? POLLOUT : 0);
+    node->events = events;
     node->pollable = can_poll;
     node->callbacks = callbacks;
     if (!can_poll) node->callbacks.poll = nullptr;
     node->opaque = opaque;
     if (old_node) {
-        monitor->update(old_node, node.get());
+        try {
+            monitor->update(old_node, node.get());
+        } catch (const error& e) {
+            if (e.code().value() == EBADF) bad_fd(fd);
+            throw;
+        }
         it->second = node.release();
         poll_list_remove(old_node);  // the new node joins once it fires
         old_node->deleted = true;
@@ -315,11 +322,19 @@ void loop::register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool
     it = fds.emplace(fd, node.get()).first;
     try {
         monitor->update(nullptr, node.get());
+    } catch (const error& e) {
+        fds.erase(it);
+        if (e.code().value() == EBADF) bad_fd(fd);
+        throw;
     } catch (...) {
         fds.erase(it);
         throw;
     }
     node.release();
+}
+
+void loop::bad_fd(int fd) const {
+    throw error(EBADF, fmt::format("set_fd_handler(fd {}) on context '{}'", fd, name));
 }
 
 void loop::unregister_fd(int fd) {

@@ -114,6 +114,8 @@ public:
     // ---- fd handlers (context.cpp) ---------------------------------------------------------
     void register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool must_be_new);
     void unregister_fd(int fd);
+    /// Throws the EBADF every registration reports for a negative or closed fd.
+    [[noreturn]] void bad_fd(int fd) const;
     bool dispatch_ready();
 
     // ---- adaptive polling (adaptive_poll.cpp) -----------------------------------------------

@@ -17,6 +17,7 @@
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <tuple>
 
 using corio::context;
 using corio::result;
@@ -347,4 +348,71 @@ TEST_CASE_FIXTURE(loop_fixture, "a buffer of 4 GiB or more is not truncated to a
     ::munmap(mem, huge);
     CHECK(from_pipe == 1);
     CHECK(from_socket == 2);
+}
+
+// Without io_uring, a read or recv that came back short makes the next one on that fd wait for
+// readiness without trying first: data that arrived meanwhile must still be seen at once.
+
+TEST_CASE_FIXTURE(loop_fixture, "a recv after a short one sees data that is already there") {
+    socket_pair s;
+    auto [first, second, third] = corio::run(
+        ctx, [](int a, int b) -> task<std::tuple<std::string, std::string, std::string>> {
+            std::string buf(16, '\0');
+            auto span = std::as_writable_bytes(std::span(buf));
+            REQUIRE(::send(b, "abc", 3, 0) == 3);
+            auto r1 = co_await corio::recv(a, span);  // short: 3 of 16
+            std::string one = buf.substr(0, r1.ok() ? *r1 : 0);
+            REQUIRE(::send(b, "defg", 4, 0) == 4);  // queued before the next recv starts
+            auto r2 = co_await corio::recv(a, span);
+            std::string two = buf.substr(0, r2.ok() ? *r2 : 0);
+            ::shutdown(b, SHUT_WR);
+            auto r3 = co_await corio::recv(a, span);  // after a short one again: EOF
+            co_return std::tuple{one, two, r3.ok() && *r3 == 0 ? "eof" : "?"};
+        }(s.a, s.b));
+    CHECK(first == "abc");
+    CHECK(second == "defg");
+    CHECK(third == "eof");
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a read after a short one from a pipe, and on another fd") {
+    corio::test::test_pipe p;
+    corio::test::test_pipe q;
+    p.put('a');
+    q.put('q');
+    auto [first, other, second] =
+        corio::run(ctx, [](int prd, int pwr, int qrd) -> task<std::tuple<long, long, long>> {
+            std::byte buf[8];
+            auto r1 = co_await corio::read(prd, buf);  // short: 1 of 8
+            auto r2 = co_await corio::read(qrd, buf);  // another fd: its data is there
+            const char more[] = "bc";
+            REQUIRE(::write(pwr, more, 2) == 2);
+            auto r3 = co_await corio::read(prd, buf);
+            co_return std::tuple{r1.ok() ? long(*r1) : -1, r2.ok() ? long(*r2) : -1,
+                                 r3.ok() ? long(*r3) : -1};
+        }(p.rd, p.wr, q.rd));
+    CHECK(first == 1);
+    CHECK(other == 1);
+    CHECK(second == 2);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "datagrams and peeks: a short result is not taken as drained") {
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+    REQUIRE(::send(sv[1], "one", 3, 0) == 3);
+    REQUIRE(::send(sv[1], "two", 3, 0) == 3);
+    auto got = corio::run(ctx, [](int fd) -> task<std::string> {
+        std::string all;
+        char buf[16];
+        auto span = std::as_writable_bytes(std::span(buf));
+        auto peek = co_await corio::recv(fd, span, MSG_PEEK);  // short, leaves it queued
+        if (peek.ok()) all.append(buf, *peek);
+        for (int i = 0; i < 2; ++i) {  // each datagram is short of 16: more are queued still
+            auto r = co_await corio::recv(fd, span);
+            if (r.ok()) all.append(buf, *r);
+        }
+        co_return all;
+    }(sv[0]));
+    CHECK(got == "oneonetwo");
+    close(sv[0]);
+    close(sv[1]);
 }

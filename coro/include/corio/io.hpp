@@ -100,8 +100,16 @@ public:
         pool
     };
 
-    io_op(args a, fallback how, prep_fn prep, attempt_fn attempt, std::stop_token stop) noexcept
-        : args_(a), fallback_(how), prep_(prep), attempt_(attempt), stop_(std::move(stop)) {}
+    /// `byte_read`: the result counts bytes out of `len` read from the fd (read, recv), and one
+    /// short of `len` means the fd was drained; see co_state::drained_fd.
+    io_op(args a, fallback how, prep_fn prep, attempt_fn attempt, std::stop_token stop,
+          bool byte_read = false) noexcept
+        : args_(a),
+          fallback_(how),
+          byte_read_(byte_read),
+          prep_(prep),
+          attempt_(attempt),
+          stop_(std::move(stop)) {}
     ~io_op() {
         if (ctx_) unregister();
     }
@@ -127,10 +135,12 @@ private:
     static void on_ready(void* self);
     void unregister() noexcept;
     bool run_on_pool(co_state* self, context& ctx);
+    void note_result(co_state* self, long r) const noexcept;
 
     detail::cancel_point cancel_;
     args args_;
     fallback fallback_;
+    bool byte_read_;
     prep_fn prep_;
     attempt_fn attempt_;
     std::stop_token stop_;

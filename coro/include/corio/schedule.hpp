@@ -35,6 +35,9 @@ struct co_state {
     // The coroutine's own cancellation (spawn's stop_token): every corio operation it awaits is
     // cancelled by it as by the operation's own token.
     std::stop_token stop;
+    // I/O without io_uring: the fd whose last read or recv returned less than it asked for, so
+    // that the next one waits for readiness without trying first (io.cpp); -1 for none.
+    int drained_fd = -1;
     bool running = false;
     bool finished = false;
 };
