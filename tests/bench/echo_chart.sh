@@ -62,7 +62,7 @@ if ! table echo >"$tmp/rate"; then
     exit 1
 fi
 table echo_cpu >"$tmp/cpu" || true
-machine=$(sed -n 's/^# cpu="\([^"]*\)" cores=\([0-9]*\) kernel=\([^ ]*\).*/\1, \2 cores, Linux \3/p' \
+machine=$(sed -n 's/^# cpu="\([^"]*\)" cores=\([0-9]*\) kernel=\([0-9.]*\)[^ ]*.*/\1, \2 cores, Linux \3/p' \
     "$tmp/results" | head -n 1)
 load=$(sed -n 's/^# echo: .*load average before: \([0-9.]*\).*/\1/p' "$tmp/results" | head -n 1)
 size=$(sed -n 's/^# echo: .* \([0-9]*\)-byte messages.*/\1/p' "$tmp/results" | head -n 1)
