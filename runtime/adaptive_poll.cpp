@@ -51,13 +51,13 @@ void context::set_event_notifier_poll(event_notifier& notifier, void (*begin)(vo
                                       void (*end)(void*)) {
     detail::loop& l = *loop_;
     l.assert_home("set_event_notifier_poll");
-    auto it = l.fds.find(notifier.fd());
-    if (it == l.fds.end()) {
+    detail::fd_node* n = l.fds.find(notifier.fd());
+    if (!n) {
         throw error(ENOENT,
                     fmt::format("set_event_notifier_poll(fd {}): not registered", notifier.fd()));
     }
-    it->second->poll_begin = begin;
-    it->second->poll_end = end;
+    n->poll_begin = begin;
+    n->poll_end = end;
 }
 
 }  // namespace corio

@@ -59,7 +59,7 @@ struct iteration_scope {
                     continue;
                 }
                 *link = n->deleted_next;
-                delete n;
+                l_.free_fd_node(n);
             }
         }
         tls_current = saved_;
@@ -158,13 +158,15 @@ loop::~loop() {
     // Each fd node is either registered (in `fds`) or retired (on `deleted_fds`), never both.
     while (ready.pop()) {
     }
-    for (auto& [fd, node] : fds) {
+    fds.for_each([this](fd_node* node) {
         monitor->update(node, nullptr);
         delete node;
-    }
-    while (fd_node* n = deleted_fds) {
-        deleted_fds = n->deleted_next;
-        delete n;
+    });
+    for (fd_node* list : {deleted_fds, spare_fds}) {
+        while (fd_node* n = list) {
+            list = n->deleted_next;
+            delete n;
+        }
     }
     monitor->update(&notifier_node, nullptr);
     monitor.reset();
@@ -293,44 +295,69 @@ void loop::register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool
     if (!callbacks.read && !callbacks.write && !can_poll) {
         throw error(EINVAL, fmt::format("set_fd_handler(fd {}) without read, write or poll", fd));
     }
-    auto it = fds.find(fd);
-    fd_node* old_node = it == fds.end() ? nullptr : it->second;
+    fd_node* old_node = fds.find(fd);
     if (old_node && must_be_new) {
         throw error(EEXIST, fmt::format("add_fd_handler(fd {}) on context '{}'", fd, name));
     }
-    auto node = std::make_unique<fd_node>();
-    node->fd = fd;
-    node->events = events;
-    node->pollable = can_poll;
-    node->callbacks = callbacks;
-    if (!can_poll) node->callbacks.poll = nullptr;
-    node->opaque = opaque;
+    struct owned {  // back to the spares unless registered
+        loop& l;
+        fd_node* n;
+        ~owned() {
+            if (n) l.free_fd_node(n);
+        }
+        fd_node* release() noexcept { return std::exchange(n, nullptr); }
+    } node{*this, new_fd_node()};
+    node.n->fd = fd;
+    node.n->events = events;
+    node.n->pollable = can_poll;
+    node.n->callbacks = callbacks;
+    if (!can_poll) node.n->callbacks.poll = nullptr;
+    node.n->opaque = opaque;
     if (old_node) {
         try {
-            monitor->update(old_node, node.get());
+            monitor->update(old_node, node.n);
         } catch (const error& e) {
             if (e.code().value() == EBADF) bad_fd(fd);
             throw;
         }
-        it->second = node.release();
+        fds.replace(fd, node.release());
         poll_list_remove(old_node);  // the new node joins once it fires
         old_node->deleted = true;
         old_node->deleted_next = deleted_fds;
         deleted_fds = old_node;  // freed by the outermost iteration (it may be mid-dispatch)
         return;
     }
-    it = fds.emplace(fd, node.get()).first;
+    fds.insert(fd, node.n);
     try {
-        monitor->update(nullptr, node.get());
+        monitor->update(nullptr, node.n);
     } catch (const error& e) {
-        fds.erase(it);
+        fds.erase(fd);
         if (e.code().value() == EBADF) bad_fd(fd);
         throw;
     } catch (...) {
-        fds.erase(it);
+        fds.erase(fd);
         throw;
     }
     node.release();
+}
+
+fd_node* loop::new_fd_node() {
+    fd_node* n = spare_fds;
+    if (!n) return new fd_node;
+    spare_fds = n->deleted_next;
+    --spare_count;
+    *n = fd_node{};
+    return n;
+}
+
+void loop::free_fd_node(fd_node* n) noexcept {
+    if (spare_count == max_spare_fds) {
+        delete n;
+        return;
+    }
+    n->deleted_next = spare_fds;
+    spare_fds = n;
+    ++spare_count;
 }
 
 void loop::bad_fd(int fd) const {
@@ -339,18 +366,17 @@ void loop::bad_fd(int fd) const {
 
 void loop::unregister_fd(int fd) {
     assert_home("remove_fd_handler");
-    auto it = fds.find(fd);
-    if (it == fds.end()) {
+    fd_node* n = fds.find(fd);
+    if (!n) {
         throw error(ENOENT, fmt::format("remove_fd_handler(fd {}) on context '{}': not registered",
                                         fd, name));
     }
-    fd_node* n = it->second;
-    fds.erase(it);
+    fds.erase(fd);
     monitor->update(n, nullptr);
     poll_list_remove(n);
     n->deleted = true;
     if (depth == 0 && !n->on_ready_list) {
-        delete n;
+        free_fd_node(n);
     } else {
         n->deleted_next = deleted_fds;
         deleted_fds = n;

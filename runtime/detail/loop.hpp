@@ -10,11 +10,12 @@
 
 #include <corio/context.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
-#include <unordered_map>
+#include <vector>
 
 namespace corio::detail {
 
@@ -49,6 +50,42 @@ struct fd_node : fdmon::handler {
     bool poll_hit = false;      // queued on the ready list by a probe, not by the backend
     fd_node* poll_prev = nullptr;
     fd_node* poll_next = nullptr;
+};
+
+/// The registered fd handlers, indexed by fd number: fd numbers are small and dense, so a
+/// vector beats a hash map, and registering a handler allocates nothing once the table has
+/// grown to the highest fd used (a pointer per fd number).
+class fd_table {
+public:
+    fd_node* find(int fd) const noexcept {
+        return fd >= 0 && static_cast<std::size_t>(fd) < slots_.size() ? slots_[fd] : nullptr;
+    }
+    /// Registers `n` for `fd`, which must have no node (fd >= 0).
+    void insert(int fd, fd_node* n) {
+        const auto i = static_cast<std::size_t>(fd);
+        if (i >= slots_.size()) slots_.resize(std::max(i + 1, 2 * slots_.size()), nullptr);
+        slots_[i] = n;
+        ++count_;
+    }
+    /// Replaces the node of a registered fd.
+    void replace(int fd, fd_node* n) noexcept { slots_[static_cast<std::size_t>(fd)] = n; }
+    void erase(int fd) noexcept {
+        slots_[static_cast<std::size_t>(fd)] = nullptr;
+        --count_;
+    }
+    bool empty() const noexcept { return count_ == 0; }
+    bool contains(int fd) const noexcept { return find(fd) != nullptr; }
+    /// Calls f(node) for every registered node; f must not change the table.
+    template <class F>
+    void for_each(F&& f) const {
+        for (fd_node* n : slots_) {
+            if (n) f(n);
+        }
+    }
+
+private:
+    std::vector<fd_node*> slots_;
+    std::size_t count_ = 0;
 };
 
 class loop {
@@ -183,9 +220,20 @@ public:
     bh_node* live_bhs = nullptr;
 
     // fd handlers.
-    std::unordered_map<int, fd_node*> fds;
+    fd_table fds;
     fdmon::ready_list ready;
     fd_node* deleted_fds = nullptr;
+    // Freed nodes kept for the next registration (linked by deleted_next, at most
+    // max_spare_fds): a coroutine's I/O wait registers and removes a handler each time.
+    fd_node* spare_fds = nullptr;
+    int spare_count = 0;
+#if defined(__SANITIZE_ADDRESS__)
+    static constexpr int max_spare_fds = 0;  // every node freed: a stale pointer stays visible
+#else
+    static constexpr int max_spare_fds = 64;
+#endif
+    fd_node* new_fd_node();
+    void free_fd_node(fd_node* n) noexcept;
     int depth = 0;  // poll() nesting
 
     // Timers.
