@@ -10,12 +10,15 @@
 // The first line of output names the address, 127.0.0.1:<port>. SIGINT/SIGTERM (an
 // asio::signal_set) stop the io_context; its destruction destroys every pending coroutine,
 // which closes its socket. Exit status 0.
+#include "echo_baseline.hpp"
+
 #include <asio.hpp>
 
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 #include <string_view>
 
 #if defined(ASIO_HAS_IO_URING) && defined(ASIO_DISABLE_EPOLL)
@@ -52,21 +55,8 @@ asio::awaitable<void> listener(tcp::acceptor acceptor) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int port = 0;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--help") {
-            std::printf("usage: echo_server_asio_%s [--port P]\n", backend);
-            return 0;
-        }
-        char* end = nullptr;
-        if (arg != "--port" || i + 1 == argc ||
-            (port = static_cast<int>(std::strtol(argv[++i], &end, 10)), *end != '\0') || port < 0 ||
-            port > 65535) {
-            std::fprintf(stderr, "echo_server_asio_%s: bad arguments (see --help)\n", backend);
-            return 2;
-        }
-    }
+    const std::string program = std::string("echo_server_asio_") + backend;
+    const int port = echo_baseline::parse_port(argc, argv, program.c_str());
     try {
         asio::io_context context(1);
         asio::signal_set signals(context, SIGINT, SIGTERM);

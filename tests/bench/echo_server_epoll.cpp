@@ -11,6 +11,8 @@
 // The first line of output names the address, 127.0.0.1:<port>. SIGINT/SIGTERM arrive through
 // a signalfd in the same epoll set; then every connection is closed and freed, and the program
 // exits 0.
+#include "echo_baseline.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,9 +34,10 @@ namespace {
 constexpr std::size_t buffer_size = 16 * 1024;  // as examples/echo_server.cpp
 constexpr int max_events = 256;
 
+constexpr const char* program = "echo_server_epoll";
+
 [[noreturn]] void die(const char* what, int err) {
-    std::fprintf(stderr, "echo_server_epoll: %s: %s\n", what, std::strerror(err));
-    std::exit(1);
+    echo_baseline::die(program, what, err);
 }
 
 struct connection {
@@ -141,50 +144,19 @@ struct server {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int port = 0;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--help") {
-            std::printf("usage: echo_server_epoll [--port P]\n");
-            return 0;
-        }
-        char* end = nullptr;
-        if (arg != "--port" || i + 1 == argc ||
-            (port = static_cast<int>(std::strtol(argv[++i], &end, 10)), *end != '\0') || port < 0 ||
-            port > 65535) {
-            std::fprintf(stderr, "echo_server_epoll: bad arguments (see --help)\n");
-            return 2;
-        }
-    }
+    const int port = echo_baseline::parse_port(argc, argv, program);
 
     server s;
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigprocmask(SIG_BLOCK, &signals, nullptr);
-    s.sigfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (s.sigfd < 0) die("signalfd", errno);
-
-    s.listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s.listener < 0) die("socket", errno);
-    const int one = 1;
-    setsockopt(s.listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(s.listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) die("bind", errno);
-    if (listen(s.listener, SOMAXCONN) < 0) die("listen", errno);
-    socklen_t len = sizeof addr;
-    getsockname(s.listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    s.sigfd = echo_baseline::shutdown_signals(program, SFD_NONBLOCK);
+    std::uint16_t bound = 0;
+    s.listener = echo_baseline::listen_loopback(program, port, SOCK_NONBLOCK, bound);
 
     s.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s.epfd < 0) die("epoll_create1", errno);
     s.watch(EPOLL_CTL_ADD, s.listener, EPOLLIN, &s.listener);
     s.watch(EPOLL_CTL_ADD, s.sigfd, EPOLLIN, &s.sigfd);
 
-    std::printf("echo_server_epoll on 127.0.0.1:%u (epoll)\n", ntohs(addr.sin_port));
+    std::printf("echo_server_epoll on 127.0.0.1:%u (epoll)\n", bound);
     std::fflush(stdout);
     s.run();
 

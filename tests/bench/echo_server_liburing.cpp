@@ -13,6 +13,8 @@
 // The first line of output names the address, 127.0.0.1:<port>. SIGINT/SIGTERM arrive as a
 // read on a signalfd; then every connection is shut down, the accept cancelled, the ring
 // drained of its operations and everything freed, and the program exits 0.
+#include "echo_baseline.hpp"
+
 #include <liburing.h>
 
 #include <arpa/inet.h>
@@ -35,9 +37,10 @@ namespace {
 constexpr std::size_t buffer_size = 16 * 1024;  // as examples/echo_server.cpp
 constexpr unsigned ring_entries = 4096;
 
+constexpr const char* program = "echo_server_liburing";
+
 [[noreturn]] void die(const char* what, int err) {
-    std::fprintf(stderr, "echo_server_liburing: %s: %s\n", what, std::strerror(err));
-    std::exit(1);
+    echo_baseline::die(program, what, err);
 }
 
 struct connection {
@@ -184,43 +187,12 @@ struct server {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int port = 0;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--help") {
-            std::printf("usage: echo_server_liburing [--port P]\n");
-            return 0;
-        }
-        char* end = nullptr;
-        if (arg != "--port" || i + 1 == argc ||
-            (port = static_cast<int>(std::strtol(argv[++i], &end, 10)), *end != '\0') || port < 0 ||
-            port > 65535) {
-            std::fprintf(stderr, "echo_server_liburing: bad arguments (see --help)\n");
-            return 2;
-        }
-    }
+    const int port = echo_baseline::parse_port(argc, argv, program);
 
     server s;
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigprocmask(SIG_BLOCK, &signals, nullptr);
-    s.sigfd = signalfd(-1, &signals, SFD_CLOEXEC);
-    if (s.sigfd < 0) die("signalfd", errno);
-
-    s.listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s.listener < 0) die("socket", errno);
-    const int one = 1;
-    setsockopt(s.listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(s.listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) die("bind", errno);
-    if (listen(s.listener, SOMAXCONN) < 0) die("listen", errno);
-    socklen_t len = sizeof addr;
-    getsockname(s.listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    s.sigfd = echo_baseline::shutdown_signals(program, 0);
+    std::uint16_t bound = 0;
+    s.listener = echo_baseline::listen_loopback(program, port, 0, bound);
 
     io_uring_params params{};
     params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
@@ -233,8 +205,7 @@ int main(int argc, char** argv) {
     }
     if (r < 0) die("io_uring_queue_init", -r);
 
-    std::printf("echo_server_liburing on 127.0.0.1:%u (io_uring, %s)\n", ntohs(addr.sin_port),
-                mode);
+    std::printf("echo_server_liburing on 127.0.0.1:%u (io_uring, %s)\n", bound, mode);
     std::fflush(stdout);
 
     io_uring_prep_read(s.sqe(signal_tag), s.sigfd, &s.siginfo, sizeof s.siginfo, 0);
