@@ -3,23 +3,18 @@
 
 #include <corio/error.hpp>
 
-#include <corio/timer.hpp>
-
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cerrno>
-#include <chrono>
-#include <cstdint>
 #include <string>
 
 using corio::context;
 using corio::fd_callbacks;
 using corio::test::loop_fixture;
 using corio::test::test_pipe;
-using namespace std::chrono_literals;
 
 namespace {
 
@@ -56,17 +51,6 @@ int error_of(auto&& fn) {
         return e.code().value();
     }
     return 0;
-}
-
-// Polls (blocking) until a 20 ms timer fires and returns the number of iterations that took:
-// a handful, unless something makes every wait return at once (a spinning loop).
-std::uint64_t iterations_until_timer(context& ctx) {
-    bool fired = false;
-    corio::timer t(ctx, corio::clock_type::monotonic, [&] { fired = true; });
-    t.arm_after(20ms);
-    const std::uint64_t before = ctx.stats().iterations;
-    while (!fired) ctx.poll(true);
-    return ctx.stats().iterations - before;
 }
 
 }  // namespace
@@ -372,180 +356,4 @@ TEST_CASE_FIXTURE(loop_fixture, "an event notifier set from another thread wakes
     t.join();
     CHECK(en.test_and_clear());  // the callback did not clear it
     ctx.remove_event_notifier(en);
-}
-
-// Removal and registration of the same fd in quick succession (epoll keeps a removed fd's kernel
-// entry until the next wait and reuses it; these hold on every backend).
-
-TEST_CASE_FIXTURE(loop_fixture, "an fd removed and registered again before the next wait") {
-    test_pipe p;
-    probe pr{&ctx, 0, 0, p.rd};
-    ctx.add_fd_handler(p.rd, {.read = on_read}, &pr);
-    ctx.remove_fd_handler(p.rd);
-    CHECK_FALSE(ctx.has_fd_handler(p.rd));
-    ctx.add_fd_handler(p.rd, {.read = on_read}, &pr);
-    CHECK(ctx.has_fd_handler(p.rd));
-    p.put();
-    CHECK(ctx.poll(true));
-    CHECK(pr.reads == 1);
-    // Again, now watching the other direction: the write end of the same pipe is writable.
-    probe pw{&ctx, 0, 0, p.wr};
-    ctx.add_fd_handler(p.wr, {.read = on_read}, &pw);
-    ctx.remove_fd_handler(p.wr);
-    ctx.add_fd_handler(p.wr, {.write = on_write}, &pw);
-    CHECK(ctx.poll(true));
-    CHECK(pw.writes >= 1);
-    CHECK(pw.reads == 0);
-    ctx.remove_fd_handler(p.wr);
-    ctx.remove_fd_handler(p.rd);
-    CHECK_FALSE(ctx.poll(false));
-}
-
-TEST_CASE_FIXTURE(loop_fixture, "a handler removed and registered again from its own callback") {
-    test_pipe p;
-    struct again {
-        context* ctx;
-        test_pipe* pipe;
-        int reads = 0;
-    } a{&ctx, &p};
-    // Re-registers itself (same callback) through a static pointer to it.
-    static void (*self_cb)(void*) = nullptr;
-    self_cb = [](void* o) {
-        auto* self = static_cast<again*>(o);
-        ++self->reads;
-        self->pipe->drain();
-        self->ctx->remove_fd_handler(self->pipe->rd);
-        if (self->reads < 3) self->ctx->add_fd_handler(self->pipe->rd, {.read = self_cb}, self);
-    };
-    ctx.add_fd_handler(p.rd, {.read = self_cb}, &a);
-    for (int i = 1; i <= 3; ++i) {
-        p.put();
-        CHECK(ctx.poll(true));
-        CHECK(a.reads == i);
-    }
-    CHECK_FALSE(ctx.has_fd_handler(p.rd));
-    p.put();
-    CHECK_FALSE(ctx.poll(false));
-    CHECK(a.reads == 3);
-}
-
-TEST_CASE_FIXTURE(loop_fixture,
-                  "a removed fd that stays readable is neither reported nor spun on") {
-    test_pipe p;
-    probe pr{&ctx, 0, 0, p.rd};
-    pr.drain = false;
-    ctx.add_fd_handler(p.rd, {.read = on_read}, &pr);
-    p.put();
-    CHECK(ctx.poll(true));
-    CHECK(pr.reads == 1);
-    ctx.remove_fd_handler(p.rd);  // still readable: level-triggered, it would fire every wait
-    const std::uint64_t events = ctx.stats().fd_events;
-    CHECK(iterations_until_timer(ctx) <= 10);
-    CHECK(ctx.stats().fd_events == events);
-    CHECK(pr.reads == 1);
-}
-
-TEST_CASE_FIXTURE(loop_fixture, "removal, close, a new file under the same number, registration") {
-    test_pipe p;
-    test_pipe q;
-    const int fd = dup(p.rd);
-    REQUIRE(fd >= 0);
-    probe pr{&ctx, 0, 0, fd};
-    ctx.add_fd_handler(fd, {.read = on_read}, &pr);
-    ctx.remove_fd_handler(fd);
-    close(fd);
-    p.close_both();  // the old pipe is gone altogether
-    REQUIRE(dup2(q.rd, fd) == fd);
-    ctx.add_fd_handler(fd, {.read = on_read}, &pr);
-    CHECK_FALSE(ctx.poll(false));
-    q.put();
-    CHECK(ctx.poll(true));
-    CHECK(pr.reads == 1);
-    ctx.remove_fd_handler(fd);
-    close(fd);
-}
-
-TEST_CASE_FIXTURE(loop_fixture,
-                  "removal, close while a dup keeps the file open, same number reused") {
-    // The old file stays open through `keep`, so the kernel may keep an entry for it under the
-    // old number: nothing it reports may reach the new handler, nor make the loop spin.
-    test_pipe old_pipe;
-    test_pipe new_pipe;
-    const int fd = dup(old_pipe.rd);
-    REQUIRE(fd >= 0);
-    const int keep = dup(fd);
-    REQUIRE(keep >= 0);
-    probe first{&ctx, 0, 0, fd};
-    ctx.add_fd_handler(fd, {.read = on_read}, &first);
-    ctx.remove_fd_handler(fd);
-    close(fd);
-    REQUIRE(dup2(new_pipe.rd, fd) == fd);
-    probe second{&ctx, 0, 0, fd};
-    second.drain = false;
-    ctx.add_fd_handler(fd, {.read = on_read}, &second);
-    old_pipe.put();  // the old file is readable now, and stays so
-    const std::uint64_t events = ctx.stats().fd_events;
-    CHECK(iterations_until_timer(ctx) <= 10);
-    CHECK(ctx.stats().fd_events == events);
-    CHECK(second.reads == 0);
-    new_pipe.put();
-    CHECK(ctx.poll(true));
-    CHECK(second.reads >= 1);
-    CHECK(first.reads == 0);
-    ctx.remove_fd_handler(fd);
-    close(fd);
-    close(keep);
-}
-
-TEST_CASE_FIXTURE(loop_fixture, "removal, close while a dup keeps the file open, no new handler") {
-    test_pipe p;
-    const int fd = dup(p.rd);
-    REQUIRE(fd >= 0);
-    const int keep = dup(fd);
-    REQUIRE(keep >= 0);
-    probe pr{&ctx, 0, 0, fd};
-    ctx.add_fd_handler(fd, {.read = on_read}, &pr);
-    ctx.remove_fd_handler(fd);
-    close(fd);
-    p.put();
-    const std::uint64_t events = ctx.stats().fd_events;
-    CHECK(iterations_until_timer(ctx) <= 10);
-    CHECK(ctx.stats().fd_events == events);
-    CHECK(pr.reads == 0);
-    // The loop goes on working (the number itself may have been taken meanwhile).
-    test_pipe q;
-    probe pq{&ctx, 0, 0, q.rd};
-    ctx.add_fd_handler(q.rd, {.read = on_read}, &pq);
-    q.put();
-    CHECK(ctx.poll(true));
-    CHECK(pq.reads == 1);
-    ctx.remove_fd_handler(q.rd);
-    close(keep);
-}
-
-TEST_CASE_FIXTURE(loop_fixture,
-                  "a context destroyed with handlers just removed, or still registered") {
-    test_pipe p;
-    test_pipe q;
-    probe pr{nullptr, 0, 0, p.rd};
-    {
-        context local;
-        pr.ctx = &local;
-        local.add_fd_handler(p.rd, {.read = on_read}, &pr);
-        local.add_fd_handler(q.rd, {.read = on_read}, &pr);
-        p.put();
-        CHECK(local.poll(true));
-        local.remove_fd_handler(p.rd);  // not waited for since
-        local.add_fd_handler(p.wr, {.write = on_write}, &pr);
-        local.remove_fd_handler(p.wr);
-    }
-    CHECK(pr.reads == 1);
-    // The fds are usable by another context afterwards.
-    context other;
-    pr.ctx = &other;
-    other.add_fd_handler(p.rd, {.read = on_read}, &pr);
-    p.put();
-    CHECK(other.poll(true));
-    CHECK(pr.reads == 2);
-    other.remove_fd_handler(p.rd);
 }
