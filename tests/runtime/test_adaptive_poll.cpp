@@ -84,9 +84,10 @@ struct probed {
 };
 
 // Runs blocking iterations on a timer set a little beyond the current window until the window
-// reaches `target`: each block outlasts the window but not max_ns, so the window grows.
+// reaches `target`: each block outlasts the window but not max_ns, so the window grows. On a
+// loaded machine a late wake-up overshoots max_ns and shrinks it again: hence the many tries.
 void grow_window(context& ctx, std::int64_t target) {
-    for (int i = 0; i < 40 && ctx.stats().poll_ns < target; ++i) {
+    for (int i = 0; i < 400 && ctx.stats().poll_ns < target; ++i) {
         const std::int64_t window = ctx.stats().poll_ns;
         bool fired = false;
         corio::timer t(ctx, [&] { fired = true; });
