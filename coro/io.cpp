@@ -62,6 +62,7 @@ bool wait_ready::await_suspend(std::coroutine_handle<> h) {
         if (w->cancel_.complete_on_home()) detail::wake_local(w->cancel_.coroutine_state());
     };
     (dir_ == direction::read ? cb.read : cb.write) = fire;
+    cb.once = true;
     try {
         ctx->add_fd_handler(fd_, cb, this);
     } catch (const error& e) {
@@ -152,6 +153,7 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
     fd_callbacks callbacks;
     const bool writes = fallback_ == fallback::writable || fallback_ == fallback::file_or_writable;
     (writes ? callbacks.write : callbacks.read) = on_ready;
+    callbacks.once = true;
     try {
         ctx.add_fd_handler(args_.fd, callbacks, this);
     } catch (const error& e) {

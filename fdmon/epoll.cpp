@@ -1,11 +1,24 @@
 // epoll backend: level-triggered readiness from one epoll instance.
 //
-// Syscalls: epoll_create1(EPOLL_CLOEXEC), epoll_ctl(ADD/MOD/DEL) on every registration change,
+// Syscalls: epoll_create1(EPOLL_CLOEXEC), epoll_ctl(ADD/MOD/DEL) on registration changes,
 // epoll_pwait2 for waits (ns timeouts; Linux 5.11+). Where epoll_pwait2 is missing (ENOSYS) the
 // wait falls back to epoll_wait with the timeout rounded *up* to whole milliseconds, so a
 // sub-millisecond timer never turns into a loop of zero-timeout waits.
-// Invariant: `epoll_event.data.ptr` is the node currently registered for that fd; a replaced
-// node's pointer is swapped by EPOLL_CTL_MOD before the old node can be freed.
+// Invariant: `epoll_event.data.ptr` of an entry that can report is the node currently
+// registered for that fd; a replaced node's pointer is swapped by EPOLL_CTL_MOD before the old
+// node can be freed.
+//
+// One-shot waits (fd_callbacks::once: a coroutine's I/O wait registers, is woken, removes its
+// handler and most often registers the same fd again soon after). They are armed
+// EPOLLONESHOT: once reported, the kernel entry is disabled (it reports nothing more, so its
+// stale data.ptr is never read), and removing the handler then costs no syscall: the fd is
+// remembered as "dormant". Its next registration re-enables the entry with one MOD instead of
+// an ADD after a DEL (an ADD allocates and hooks a kernel entry, a DEL frees it). No syscall is
+// ever deferred: the fd number is touched only when a handler for it is registered, that is
+// while its owner uses it. If the fd was closed in between, the kernel dropped the entry (or,
+// with a dup still open, keeps it disabled under the old file): the MOD fails with ENOENT and
+// the registration falls back to ADD. A one-shot handler that stays registered after its
+// callback is re-armed by `rearm`.
 #include "fdmon/monitor.hpp"
 
 #include <corio/error.hpp>
@@ -13,8 +26,11 @@
 #include <fmt/format.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <ctime>
+#include <vector>
 
 namespace corio::fdmon {
 namespace {
@@ -37,32 +53,73 @@ public:
             throw error(errno, "epoll_wait");
         }
         for (int i = 0; i < n; ++i) {
-            ready.push(static_cast<handler*>(events[i].data.ptr), events[i].events);
+            auto* h = static_cast<handler*>(events[i].data.ptr);
+            if (h->once) h->disarmed = true;
+            ready.push(h, events[i].events);
         }
         return n;
+    }
+
+    void rearm(handler* h) override {
+        h->disarmed = false;
+        epoll_event ev = event_of(h);
+        // ENOENT/EBADF: closed by its callback; the loop removes the handler with it.
+        (void)epoll_ctl(epfd_, EPOLL_CTL_MOD, h->fd, &ev);
     }
 
 protected:
     void do_update(handler* old_node, handler* new_node) override {
         const bool was_watched = old_node && old_node->events != 0;
         const bool watch = new_node && new_node->events != 0;
+        const int fd = new_node ? new_node->fd : old_node->fd;
         if (watch) {
-            epoll_event ev{};
-            ev.events = new_node->events;  // POLLIN/POLLOUT share EPOLLIN/EPOLLOUT's values
-            ev.data.ptr = new_node;
-            const int op = was_watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-            if (epoll_ctl(epfd_, op, new_node->fd, &ev) < 0) {
-                throw error(errno, fmt::format("epoll_ctl({}, fd {})",
-                                               op == EPOLL_CTL_ADD ? "ADD" : "MOD", new_node->fd));
+            epoll_event ev = event_of(new_node);
+            int op = was_watched || is_dormant(fd) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+            int r = epoll_ctl(epfd_, op, fd, &ev);
+            if (r < 0 && op == EPOLL_CTL_MOD && errno == ENOENT && !was_watched) {
+                op = EPOLL_CTL_ADD;  // the dormant entry went with a close: a new file now
+                r = epoll_ctl(epfd_, op, fd, &ev);
+            } else if (r < 0 && op == EPOLL_CTL_ADD && errno == EEXIST) {
+                // An entry left by a close while a dup kept the file open (DEL could not reach
+                // it), and the number names that file again: take the entry over.
+                op = EPOLL_CTL_MOD;
+                r = epoll_ctl(epfd_, op, fd, &ev);
             }
+            if (r < 0) {
+                throw error(errno, fmt::format("epoll_ctl({}, fd {})",
+                                               op == EPOLL_CTL_ADD ? "ADD" : "MOD", fd));
+            }
+            set_dormant(fd, false);
+            new_node->disarmed = false;
+        } else if (was_watched && old_node->disarmed) {
+            set_dormant(fd, true);  // reported and disabled: nothing to tell the kernel
         } else if (was_watched) {
             // ENOENT/EBADF: the fd was closed and epoll already dropped it.
-            (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, old_node->fd, nullptr);
+            (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
         }
     }
 
 private:
     static constexpr int max_events = 128;
+
+    static epoll_event event_of(handler* h) noexcept {
+        epoll_event ev{};
+        // POLLIN/POLLOUT share EPOLLIN/EPOLLOUT's values.
+        ev.events = h->events | (h->once ? EPOLLONESHOT : 0U);
+        ev.data.ptr = h;
+        return ev;
+    }
+    bool is_dormant(int fd) const noexcept {
+        return static_cast<std::size_t>(fd) < dormant_.size() && dormant_[fd] != 0;
+    }
+    void set_dormant(int fd, bool on) {
+        const auto i = static_cast<std::size_t>(fd);
+        if (i >= dormant_.size()) {
+            if (!on) return;
+            dormant_.resize(std::max(i + 1, 2 * dormant_.size()), 0);
+        }
+        dormant_[i] = on ? 1 : 0;
+    }
 
     int epoll_wait_ns(epoll_event* events, std::int64_t timeout_ns) {
         if (have_pwait2_) {
@@ -87,6 +144,7 @@ private:
 
     int epfd_;
     bool have_pwait2_ = true;
+    std::vector<std::uint8_t> dormant_;  // by fd: a disabled one-shot entry may be in the set
 };
 
 }  // namespace

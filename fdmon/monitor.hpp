@@ -26,6 +26,8 @@ struct handler {
     int fd = -1;
     std::uint32_t events = 0;  ///< POLLIN and/or POLLOUT; 0 = not watched by the kernel
     bool pollable = false;     ///< has a userspace poll probe (does not force a kernel wait)
+    bool once = false;         ///< fd_callbacks::once: a backend may arm it one-shot
+    bool disarmed = false;     ///< armed one-shot and reported: the backend must re-arm it
     void* backend = nullptr;   ///< the backend's per-registration state, if it keeps any
 
     // Ready-list state, written by `ready_list::push` and by the consumer.
@@ -103,6 +105,10 @@ public:
     /// True when `update` itself rejects a closed or invalid fd with corio::error(EBADF) for a
     /// node whose `events` is not 0 (epoll_ctl does); the loop then skips its own check.
     bool validates_fds() const noexcept { return validates_fds_; }
+
+    /// After the callbacks of a node the backend reported `disarmed`: the node stays
+    /// registered, so it must be armed again (only backends that arm `once` nodes one-shot).
+    virtual void rearm(handler* h) { (void)h; }
 
     /// Whether `add_sqe` works.
     virtual bool has_io_uring() const noexcept { return false; }

@@ -280,6 +280,7 @@ bool loop::dispatch_ready() {
             progress = true;
             cb.write(n->opaque);
         }
+        if (n->disarmed && !n->deleted) monitor->rearm(n);  // a one-shot wait that stays
     }
     return progress;
 }
@@ -310,6 +311,7 @@ void loop::register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool
     node.n->fd = fd;
     node.n->events = events;
     node.n->pollable = can_poll;
+    node.n->once = callbacks.once;
     node.n->callbacks = callbacks;
     if (!can_poll) node.n->callbacks.poll = nullptr;
     node.n->opaque = opaque;

@@ -357,3 +357,78 @@ TEST_CASE_FIXTURE(loop_fixture, "an event notifier set from another thread wakes
     CHECK(en.test_and_clear());  // the callback did not clear it
     ctx.remove_event_notifier(en);
 }
+
+// fd_callbacks::once is a hint (epoll arms it one-shot): behaviour must be the same as without.
+TEST_CASE_FIXTURE(loop_fixture, "a once handler left registered keeps being called while ready") {
+    test_pipe p;
+    probe pr{&ctx, 0, 0, p.rd, false};  // never drains: stays readable
+    ctx.add_fd_handler(p.rd, {.read = on_read, .once = true}, &pr);
+    p.put();
+    for (int i = 0; i < 3; ++i) CHECK(ctx.poll(false));
+    CHECK(pr.reads == 3);
+    ctx.remove_fd_handler(p.rd);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a once handler removed by its callback and added again") {
+    test_pipe p;
+    probe pr{&ctx, 0, 0, p.rd, true, true};  // drains, then removes itself
+    for (int round = 1; round <= 3; ++round) {
+        ctx.add_fd_handler(p.rd, {.read = on_read, .once = true}, &pr);
+        CHECK_FALSE(ctx.poll(false));  // nothing to read yet
+        p.put();
+        CHECK(ctx.poll(false));
+        CHECK(pr.reads == round);
+        CHECK_FALSE(ctx.has_fd_handler(p.rd));
+    }
+    // Removed after its event and never added again: still-ready data reports nothing.
+    p.put();
+    const auto events = ctx.stats().fd_events;
+    for (int i = 0; i < 3; ++i) CHECK_FALSE(ctx.poll(false));
+    CHECK(ctx.stats().fd_events == events);
+}
+
+TEST_CASE_FIXTURE(loop_fixture, "a once handler removed before its event reports nothing more") {
+    test_pipe p;
+    probe pr{&ctx, 0, 0, p.rd};
+    ctx.add_fd_handler(p.rd, {.read = on_read, .once = true}, &pr);
+    ctx.remove_fd_handler(p.rd);
+    p.put();
+    CHECK_FALSE(ctx.poll(false));
+    CHECK(pr.reads == 0);
+}
+
+TEST_CASE_FIXTURE(loop_fixture,
+                  "after a once handler's event, its fd closed and the number reused") {
+    test_pipe first;
+    probe pr{&ctx, 0, 0, first.rd, true, true};
+    ctx.add_fd_handler(first.rd, {.read = on_read, .once = true}, &pr);
+    first.put();
+    CHECK(ctx.poll(false));
+    const int number = first.rd;
+    SUBCASE("closed for good") {
+        first.close_read();
+    }
+    SUBCASE("closed while a dup keeps the file open") {
+        const int dup_fd = dup(first.rd);
+        first.close_read();
+        first.put();  // the old file is readable: must not reach the new handler
+        pr.fd = dup_fd;
+        CHECK_FALSE(ctx.poll(false));
+        close(dup_fd);
+    }
+    // A new pipe whose read end takes the number again.
+    int fds[2];
+    REQUIRE(pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
+    if (fds[0] != number) {
+        REQUIRE(dup2(fds[0], number) == number);
+        close(fds[0]);
+    }
+    pr.fd = number;
+    ctx.add_fd_handler(number, {.read = on_read, .once = true}, &pr);
+    CHECK_FALSE(ctx.poll(false));
+    REQUIRE(write(fds[1], "x", 1) == 1);
+    CHECK(ctx.poll(false));
+    CHECK(pr.reads == 2);
+    close(number);
+    close(fds[1]);
+}

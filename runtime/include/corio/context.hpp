@@ -96,6 +96,12 @@ struct fd_callbacks {
     void (*write)(void* opaque) = nullptr;
     bool (*poll)(void* opaque) = nullptr;
     void (*poll_ready)(void* opaque) = nullptr;
+    /// A hint for a handler that waits for one event and is then most often removed and soon
+    /// registered again for the same fd (a coroutine's I/O wait). Semantics do not change (a
+    /// handler left registered keeps being called); on epoll the registration is one-shot, so
+    /// that removal after the event costs no syscall and the next registration of the fd one
+    /// EPOLL_CTL_MOD instead of a DEL and an ADD.
+    bool once = false;
 };
 
 class context {
