@@ -8,6 +8,9 @@
 // Lines starting with '#' are context for humans (backend, library versions), not measurements.
 #pragma once
 
+#include <corio/context.hpp>
+#include <corio/error.hpp>
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -53,6 +57,17 @@ double median_of(int reps, Measure&& measure) {
 [[noreturn]] inline void fail(std::string_view what) {
     fmt::print(stderr, "{}: {}\n", program_invocation_short_name, what);
     std::exit(1);
+}
+
+/// The backend a default context gets here (what CORIO_BACKEND or the fallback chose); fails
+/// the benchmark when no context can be built.
+inline std::string backend_name() {
+    try {
+        corio::context probe;
+        return std::string(corio::to_string(probe.backend()));
+    } catch (const corio::error& e) {
+        fail(fmt::format("no corio context: {}", e.what()));
+    }
 }
 
 /// Prints one measurement line. Large values are printed as integers, small ones with three

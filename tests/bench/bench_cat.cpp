@@ -143,13 +143,7 @@ struct variant {
 
 int main() {
     const char* example = CORIO_BENCH_CAT_EXAMPLE;
-    std::string backend;
-    try {
-        corio::context probe;
-        backend = corio::to_string(probe.backend());
-    } catch (const corio::error& e) {
-        bench::fail(fmt::format("no corio context: {}", e.what()));
-    }
+    const std::string backend = bench::backend_name();
     temp_dir = (std::filesystem::temp_directory_path() / "bench_cat.XXXXXX").string();
     if (!::mkdtemp(temp_dir.data())) fail_errno("mkdtemp");
     std::atexit([] { std::filesystem::remove_all(temp_dir); });

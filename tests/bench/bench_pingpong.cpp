@@ -373,13 +373,7 @@ std::optional<placement> two_cpus() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string backend;
-    try {
-        corio::context probe;
-        backend = corio::to_string(probe.backend());
-    } catch (const corio::error& e) {
-        bench::fail(fmt::format("no corio context: {}", e.what()));
-    }
+    const std::string backend = bench::backend_name();
     const corio::poll_params defaults{};
     const std::optional<placement> pinned = two_cpus();
     bench::note(

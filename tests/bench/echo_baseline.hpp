@@ -8,6 +8,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,9 @@
 #include <string_view>
 
 namespace echo_baseline {
+
+/// Each connection's buffer: the size examples/echo_server.cpp uses.
+constexpr std::size_t buffer_size = 16 * 1024;
 
 [[noreturn]] inline void die(const char* program, const char* what, int err) {
     std::fprintf(stderr, "%s: %s: %s\n", program, what, std::strerror(err));

@@ -31,7 +31,7 @@
 
 namespace {
 
-constexpr std::size_t buffer_size = 16 * 1024;  // as examples/echo_server.cpp
+using echo_baseline::buffer_size;
 constexpr int max_events = 256;
 
 constexpr const char* program = "echo_server_epoll";

@@ -34,7 +34,7 @@
 
 namespace {
 
-constexpr std::size_t buffer_size = 16 * 1024;  // as examples/echo_server.cpp
+using echo_baseline::buffer_size;
 constexpr unsigned ring_entries = 4096;
 
 constexpr const char* program = "echo_server_liburing";
