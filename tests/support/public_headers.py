@@ -11,7 +11,11 @@
       its users. HEADER... is the list meson had at configuration; a public header missing from it
       (added since) fails too, as the compile-alone test does not cover it yet.
 
-Exit status: 0 when every header is clean, 1 otherwise.
+  public_headers.py refuses ROOT STD SOURCE TEXT -- COMPILER...
+      Compiles SOURCE (-fsyntax-only, the public include directories) and succeeds when the
+      compiler refuses it with TEXT in its diagnostics: a misuse a header rejects at compile time.
+
+Exit status: 0 when every header is clean (the source is refused as expected), 1 otherwise.
 """
 import pathlib
 import re
@@ -54,9 +58,25 @@ def violation(root, header, dep):
     return None
 
 
+def public_include_dirs(root, headers):
+    return sorted({str(root / h.split("/include/", 1)[0] / "include") for h in headers})
+
+
+def refuses(root, std, source, text, compiler):
+    cmd = compiler + [f"-std={std}", "-fsyntax-only", source]
+    cmd += [f"-I{d}" for d in public_include_dirs(root, public_headers(root))]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0 and text in run.stderr:
+        print(f"ok   {source} is refused: {text}")
+        return 0
+    outcome = "compiles" if run.returncode == 0 else "fails for another reason"
+    print(f"FAIL {source} {outcome}; expected a refusal with: {text}\n{run.stderr}")
+    return 1
+
+
 def check(root, std, configured, compiler):
     headers = public_headers(root)
-    include_dirs = sorted({str(root / h.split("/include/", 1)[0] / "include") for h in headers})
+    include_dirs = public_include_dirs(root, headers)
     failed = False
     for h in sorted(set(headers) - set(configured)):
         print(f"FAIL {h}: not in the headers test's list (new since meson configured; reconfigure)")
@@ -84,6 +104,9 @@ def main(argv):
         sep = argv.index("--")
         root = pathlib.Path(argv[2]).resolve()
         return check(root, argv[3], argv[4:sep], argv[sep + 1 :])
+    if len(argv) > 6 and argv[1] == "refuses" and argv[6] == "--":
+        root = pathlib.Path(argv[2]).resolve()
+        return refuses(root, argv[3], argv[4], argv[5], argv[7:])
     print(__doc__, file=sys.stderr)
     return 2
 
