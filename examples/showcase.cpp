@@ -3,6 +3,7 @@
 //
 // Run it with examples/quickstart.sh; CORIO_BACKEND=epoll|poll picks a backend.
 #include <corio/context.hpp>
+#include <corio/fmt.hpp>
 
 #include <fmt/format.h>
 

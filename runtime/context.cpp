@@ -544,6 +544,14 @@ context_stats context::stats() const noexcept {
             l.timers_fired.get(), l.poll_hits.get(),     l.poll_ns.load(std::memory_order_relaxed)};
 }
 
+std::string to_string(const context_stats& s) {
+    return fmt::format(
+        "iterations={} backend_waits={} blocking_waits={} wakeups={} bh_runs={} fd_events={} "
+        "timers_fired={} poll_hits={} poll_ns={}",
+        s.iterations, s.backend_waits, s.blocking_waits, s.wakeups, s.bh_runs, s.fd_events,
+        s.timers_fired, s.poll_hits, s.poll_ns);
+}
+
 context* context::current() noexcept {
     if (context* c = detail::tls_current) return c;
     return is_main_thread() ? &main_context() : nullptr;

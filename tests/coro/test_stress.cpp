@@ -516,7 +516,7 @@ task<void> offload_repeatedly(std::vector<job_record>& jobs, long first_job, lon
             spin(work);
             return j * 3;
         };
-        corio::result<long> r = co_await corio::offload(std::move(work_fn), source.get_token());
+        corio::result<long> r = co_await corio::offload(work_fn, source.get_token());
         job.executions_at_result = job.executions.load(std::memory_order_relaxed);
         if (r) {
             job.outcome = *r == j * 3 && !job.stopped_itself ? 1 : 3;

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <corio/error.hpp>
+#include <corio/fmt.hpp>
 
 #include <fcntl.h>
 #include <atomic>
@@ -196,7 +197,7 @@ TEST_CASE("every fd a context opens is close-on-exec") {
     CHECK(inheritable() == before);
 }
 
-TEST_CASE_FIXTURE(loop_fixture, "stats are readable and printable with fmt") {
+TEST_CASE_FIXTURE(loop_fixture, "stats are readable, printable with to_string and with fmt") {
     ctx.post([] {});
     ctx.poll(false);
     const corio::context_stats s = ctx.stats();
@@ -207,6 +208,7 @@ TEST_CASE_FIXTURE(loop_fixture, "stats are readable and printable with fmt") {
     CHECK(text.find("iterations=1") != std::string::npos);
     CHECK(text.find("poll_hits=0") != std::string::npos);
     CHECK(text.find("poll_ns=0") != std::string::npos);
+    CHECK(corio::to_string(s) == text);
 }
 
 TEST_CASE_FIXTURE(loop_fixture, "has_io_uring tells whether add_sqe is available") {

@@ -26,9 +26,6 @@ namespace corio {
 /// running, once it returns (fn cannot be interrupted, and may use what it captured until
 /// then), its result destroyed unseen. EAGAIN if the pool has no worker and cannot start one.
 /// Allocates one job.
-/// GCC 12 destroys twice the captures of a lambda written inside a co_await expression when
-/// they have non-trivial destructors (`co_await offload([s = std::string()] { ... })`): name
-/// the lambda first (`auto fn = [...] {...}; co_await offload(std::move(fn));`).
 template <class Fn>
 class offload_awaiter {
 public:
@@ -97,9 +94,32 @@ private:
     std::optional<detail::pool_value<value_type>> value_;
 };
 
+namespace detail {
+// GCC 12 destroys twice each by-copy capture of a lambda written in a full-expression that
+// contains a co_await: it builds the capture's initializer as a separate temporary of the
+// coroutine frame, copies it bitwise into the closure and destroys both. Nothing offload()
+// does can prevent it (it happens before offload is called), so where it would happen —
+// an rvalue callable with a non-trivial destructor — offload is refused at compile time.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+inline constexpr bool gcc12_destroys_captures_twice = true;
+#else
+inline constexpr bool gcc12_destroys_captures_twice = false;
+#endif
+}  // namespace detail
+
+/// `fn` is copied (an lvalue) or moved (an rvalue) into the job. With GCC 12, an rvalue `fn`
+/// must be trivially destructible: see the static_assert below for why and what to write.
 template <class Fn>
-offload_awaiter<Fn> offload(Fn fn, std::stop_token stop = {}) {
-    return {std::move(fn), std::move(stop)};
+offload_awaiter<std::decay_t<Fn>> offload(Fn&& fn, std::stop_token stop = {}) {
+    static_assert(!detail::gcc12_destroys_captures_twice || std::is_lvalue_reference_v<Fn> ||
+                      std::is_trivially_destructible_v<std::decay_t<Fn>>,
+                  "GCC 12 destroys twice the by-copy captures of a lambda written inside a "
+                  "co_await expression (a double free for a std::string). Capture by "
+                  "reference ([&]: the coroutine stays suspended until the work has returned, "
+                  "so its locals outlive it), or name the lambda in a statement of its own and "
+                  "pass it as an lvalue: offload(fn) copies it, offload(std::ref(fn)) uses it "
+                  "in place (move-only captures). clang has no such bug.");
+    return {std::forward<Fn>(fn), std::move(stop)};
 }
 
 }  // namespace corio

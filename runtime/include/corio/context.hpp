@@ -21,7 +21,6 @@
 #include <corio/timer.hpp>
 #include <corio/work_item.hpp>
 
-#include <fmt/format.h>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -86,6 +85,10 @@ struct context_stats {
     std::uint64_t poll_hits = 0;       ///< busy-polling rounds that found work (no block)
     std::int64_t poll_ns = 0;          ///< the current adaptive polling window
 };
+
+/// "iterations=… backend_waits=… … timers_fired=… poll_hits=… poll_ns=…": every counter, in
+/// declaration order. Allocates. (<corio/fmt.hpp> formats a context_stats with the same text.)
+std::string to_string(const context_stats& s);
 
 /// Callbacks of an fd handler (QEMU's aio_set_fd_handler arguments). `read` is called while
 /// the fd is readable (or hung up / in error), `write` while it is writable: readiness is
@@ -262,16 +265,3 @@ private:
 context& main_context();
 
 }  // namespace corio
-
-/// "iterations=… backend_waits=… … timers_fired=… poll_hits=… poll_ns=…": every counter.
-template <>
-struct fmt::formatter<corio::context_stats> : fmt::formatter<std::string_view> {
-    template <class FormatContext>
-    auto format(const corio::context_stats& s, FormatContext& fc) const {
-        return fmt::format_to(fc.out(),
-                              "iterations={} backend_waits={} blocking_waits={} wakeups={} "
-                              "bh_runs={} fd_events={} timers_fired={} poll_hits={} poll_ns={}",
-                              s.iterations, s.backend_waits, s.blocking_waits, s.wakeups, s.bh_runs,
-                              s.fd_events, s.timers_fired, s.poll_hits, s.poll_ns);
-    }
-};
