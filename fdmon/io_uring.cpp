@@ -20,7 +20,7 @@
 // handler may run a nested iteration, and multishot CQEs reach their handler one by one.
 // Destruction cancels every request (ASYNC_CANCEL_ANY) and reaps until the kernel has finished
 // with all of them, calling no handler: after the destructor the kernel touches no caller memory.
-#include "fdmon/monitor.hpp"
+#include "fdmon/detail/backends.hpp"
 
 #include <corio/error.hpp>
 
@@ -189,6 +189,7 @@ public:
 
 protected:
     void do_update(handler* old_node, handler* new_node) override {
+        if (new_node) check_fd(new_node->fd);  // a POLL_ADD reports a bad fd only later
         auto* old_op = old_node ? static_cast<poll_op*>(old_node->backend) : nullptr;
         if (old_op && new_node && new_node->events == old_op->events) {
             old_op->node = new_node;  // same fd, same mask: the armed poll carries over
