@@ -218,7 +218,8 @@ public:
     /// submission queue is submitted and retried. Submission is batched with the next wait of
     /// the loop (see context_options::max_batch). Aborts unless has_io_uring().
     /// Destroying the context with requests in flight cancels them and waits until the kernel
-    /// is done with them; their handlers are not called.
+    /// is done with them, however long that takes (a request still in flight after 1 s is named
+    /// on stderr, and again every 10 s); their handlers are not called.
     void add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* handler);
     /// Asks the kernel to cancel the request of `handler` (IORING_OP_ASYNC_CANCEL; home thread).
     /// Its handler still runs for its last CQE: with -ECANCELED, or with the normal result when
