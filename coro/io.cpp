@@ -1,11 +1,12 @@
 // I/O awaitables (see io.hpp). Readiness uses a temporary fd handler on the current context:
 // the same code path, level-triggered, on io_uring (POLL_ADD), epoll and poll.
+#include "coro/detail/io_uring.hpp"
+
 #include <corio/error.hpp>
 #include <corio/io.hpp>
 #include <corio/task.hpp>
 
 #include <fcntl.h>
-#include <liburing.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -234,6 +235,7 @@ namespace {
 using detail::io_op;
 using fallback = io_op::fallback;
 
+#if CORIO_HAS_IO_URING
 std::uint64_t file_offset(std::int64_t offset) noexcept {
     return offset < 0 ? static_cast<std::uint64_t>(-1) : static_cast<std::uint64_t>(offset);
 }
@@ -246,6 +248,7 @@ constexpr std::size_t max_transfer = 0x7ffff000;
 unsigned sqe_len(std::size_t n) noexcept {
     return static_cast<unsigned>(std::min(n, max_transfer));
 }
+#endif
 
 // An iovec count both paths take: beyond IOV_MAX the kernel says EINVAL on either (a huge count
 // must not wrap around to a small one on its way to `unsigned` or `int`).
@@ -269,10 +272,12 @@ const char* checked_path(const char* path, const char* what) noexcept {
     return path;
 }
 
+#if CORIO_HAS_IO_URING
 void prep_statx(io_uring_sqe* sqe, const io_op::args& a) {
     io_uring_prep_statx(sqe, a.fd, static_cast<const char*>(a.buf), a.flags,
                         static_cast<unsigned>(a.len), static_cast<struct ::statx*>(a.aux));
 }
+#endif
 
 long attempt_statx(io_op::args& a) {
     return detail::syscall_result(::statx(a.fd, static_cast<const char*>(a.buf), a.flags,
@@ -286,9 +291,9 @@ detail::io_awaiter<std::size_t> read(int fd, std::span<std::byte> buf, std::int6
                                      std::stop_token stop) {
     return {{.fd = fd, .buf = buf.data(), .len = buf.size(), .offset = offset},
             fallback::file_or_readable,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_read(sqe, a.fd, a.buf, sqe_len(a.len), file_offset(a.offset));
-            },
+            }),
             [](io_op::args& a) {
                 return positional_or_not(
                     a.offset, [&] { return ::pread(a.fd, a.buf, a.len, a.offset); },
@@ -305,9 +310,9 @@ detail::io_awaiter<std::size_t> write(int fd, std::span<const std::byte> data, s
              .len = data.size(),
              .offset = offset},
             fallback::file_or_writable,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_write(sqe, a.fd, a.buf, sqe_len(a.len), file_offset(a.offset));
-            },
+            }),
             [](io_op::args& a) {
                 return positional_or_not(
                     a.offset, [&] { return ::pwrite(a.fd, a.buf, a.len, a.offset); },
@@ -324,10 +329,10 @@ detail::io_awaiter<std::size_t> readv(int fd, std::span<const iovec> iov, std::i
              .len = iov_count(iov.size()),
              .offset = offset},
             fallback::file_or_readable,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_readv(sqe, a.fd, static_cast<const iovec*>(a.buf),
                                     static_cast<unsigned>(a.len), file_offset(a.offset));
-            },
+            }),
             [](io_op::args& a) {
                 const auto* v = static_cast<const iovec*>(a.buf);
                 const int n = static_cast<int>(a.len);
@@ -346,10 +351,10 @@ detail::io_awaiter<std::size_t> writev(int fd, std::span<const iovec> iov, std::
              .len = iov_count(iov.size()),
              .offset = offset},
             fallback::file_or_writable,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_writev(sqe, a.fd, static_cast<const iovec*>(a.buf),
                                      static_cast<unsigned>(a.len), file_offset(a.offset));
-            },
+            }),
             [](io_op::args& a) {
                 const auto* v = static_cast<const iovec*>(a.buf);
                 const int n = static_cast<int>(a.len);
@@ -364,9 +369,9 @@ detail::io_awaiter<std::size_t> recv(int fd, std::span<std::byte> buf, int flags
                                      std::stop_token stop) {
     return {{.fd = fd, .flags = flags, .buf = buf.data(), .len = buf.size()},
             fallback::readable,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_recv(sqe, a.fd, a.buf, sqe_len(a.len), a.flags);
-            },
+            }),
             [](io_op::args& a) {
                 return detail::syscall_result(::recv(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
             },
@@ -381,9 +386,9 @@ detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, in
              .buf = const_cast<std::byte*>(data.data()),
              .len = data.size()},
             fallback::writable,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_send(sqe, a.fd, a.buf, sqe_len(a.len), a.flags);
-            },
+            }),
             [](io_op::args& a) {
                 return detail::syscall_result(::send(a.fd, a.buf, a.len, a.flags | MSG_DONTWAIT));
             },
@@ -393,9 +398,9 @@ detail::io_awaiter<std::size_t> send(int fd, std::span<const std::byte> data, in
 detail::io_awaiter<int> accept(int listener, std::stop_token stop) {
     return {{.fd = listener, .flags = SOCK_NONBLOCK | SOCK_CLOEXEC},
             fallback::readable,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_accept(sqe, a.fd, nullptr, nullptr, a.flags);
-            },
+            }),
             [](io_op::args& a) {
                 return detail::syscall_result(::accept4(a.fd, nullptr, nullptr, a.flags));
             },
@@ -406,10 +411,10 @@ detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len, std
     // args: buf = the address, len = its length, flags = 1 once the connect has started.
     return {{.fd = fd, .buf = const_cast<sockaddr*>(addr), .len = len},
             fallback::writable,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_connect(sqe, a.fd, static_cast<const sockaddr*>(a.buf),
                                       static_cast<socklen_t>(a.len));
-            },
+            }),
             [](io_op::args& a) -> long {
                 if (a.flags == 0) {
                     const int r = ::connect(a.fd, static_cast<const sockaddr*>(a.buf),
@@ -428,18 +433,20 @@ detail::io_awaiter<int> connect(int fd, const sockaddr* addr, socklen_t len, std
 }
 
 detail::io_awaiter<int> shutdown(int fd, int how) {
-    return {
-        {.fd = fd, .flags = how},
-        fallback::once,
-        [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_shutdown(sqe, a.fd, a.flags); },
-        [](io_op::args& a) { return detail::syscall_result(::shutdown(a.fd, a.flags)); },
-        {}};
+    return {{.fd = fd, .flags = how},
+            fallback::once,
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
+                io_uring_prep_shutdown(sqe, a.fd, a.flags);
+            }),
+            [](io_op::args& a) { return detail::syscall_result(::shutdown(a.fd, a.flags)); },
+            {}};
 }
 
 detail::io_awaiter<int> close(int fd) {
     return {{.fd = fd},
             fallback::once,
-            [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_close(sqe, a.fd); },
+            CORIO_URING_PREP(
+                [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_close(sqe, a.fd); }),
             [](io_op::args& a) { return detail::syscall_result(::close(a.fd)); },
             {}};
 }
@@ -451,10 +458,10 @@ detail::io_awaiter<int> openat(int dirfd, const char* path, int flags, mode_t mo
              .buf = const_cast<char*>(checked_path(path, "open()/openat() with a null path")),
              .len = mode},
             fallback::pool,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_openat(sqe, a.fd, static_cast<const char*>(a.buf), a.flags,
                                      static_cast<mode_t>(a.len));
-            },
+            }),
             [](io_op::args& a) {
                 return detail::syscall_result(::openat(a.fd, static_cast<const char*>(a.buf),
                                                        a.flags, static_cast<mode_t>(a.len)));
@@ -469,7 +476,8 @@ detail::io_awaiter<int> open(const char* path, int flags, mode_t mode) {
 detail::io_awaiter<void> fsync(int fd) {
     return {{.fd = fd},
             fallback::pool,
-            [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_fsync(sqe, a.fd, 0); },
+            CORIO_URING_PREP(
+                [](io_uring_sqe* sqe, const io_op::args& a) { io_uring_prep_fsync(sqe, a.fd, 0); }),
             [](io_op::args& a) { return detail::syscall_result(::fsync(a.fd)); },
             {}};
 }
@@ -477,9 +485,9 @@ detail::io_awaiter<void> fsync(int fd) {
 detail::io_awaiter<void> fdatasync(int fd) {
     return {{.fd = fd},
             fallback::pool,
-            [](io_uring_sqe* sqe, const io_op::args& a) {
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args& a) {
                 io_uring_prep_fsync(sqe, a.fd, IORING_FSYNC_DATASYNC);
-            },
+            }),
             [](io_op::args& a) { return detail::syscall_result(::fdatasync(a.fd)); },
             {}};
 }
@@ -494,7 +502,7 @@ detail::io_awaiter<void> statx(int dirfd, const char* path, int flags, unsigned 
              .len = mask,
              .aux = out},
             fallback::pool,
-            prep_statx,
+            CORIO_URING_PREP(prep_statx),
             attempt_statx,
             {}};
 }
@@ -505,7 +513,7 @@ detail::file_size_awaiter::file_size_awaiter(int fd) noexcept
              .buf = const_cast<char*>(""),
              .len = STATX_SIZE,
              .aux = &stx_},
-            fallback::pool, prep_statx, attempt_statx, {}) {}
+            fallback::pool, CORIO_URING_PREP(prep_statx), attempt_statx, {}) {}
 
 result<std::uint64_t> detail::file_size_awaiter::await_resume() noexcept {
     const long r = finish();
@@ -520,7 +528,7 @@ detail::file_size_awaiter file_size(int fd) {
 detail::io_awaiter<int> nop() {
     return {{.fd = -1},
             fallback::once,
-            [](io_uring_sqe* sqe, const io_op::args&) { io_uring_prep_nop(sqe); },
+            CORIO_URING_PREP([](io_uring_sqe* sqe, const io_op::args&) { io_uring_prep_nop(sqe); }),
             [](io_op::args&) -> long { return 0; },
             {}};
 }

@@ -8,18 +8,20 @@
 // registered for that fd; a replaced node's pointer is swapped by EPOLL_CTL_MOD before the old
 // node can be freed.
 //
-// One-shot waits (fd_callbacks::once: a coroutine's I/O wait registers, is woken, removes its
-// handler and most often registers the same fd again soon after). They are armed
-// EPOLLONESHOT: once reported, the kernel entry is disabled (it reports nothing more, so its
-// stale data.ptr is never read), and removing the handler then costs no syscall: the fd is
-// remembered as "dormant". Its next registration re-enables the entry with one MOD instead of
-// an ADD after a DEL (an ADD allocates and hooks a kernel entry, a DEL frees it). No syscall is
-// ever deferred: the fd number is touched only when a handler for it is registered, that is
+// One-shot waits (handler::once: a coroutine's I/O wait registers, is woken, removes its handler
+// and most often registers the same fd again soon after). They are armed EPOLLONESHOT: once
+// reported, the kernel entry is disabled (it reports nothing more, so its stale data.ptr is never
+// read), and removing the handler then costs no syscall: the fd is remembered as "dormant". Its
+// next registration re-enables the entry with one MOD instead of an ADD after a DEL (an ADD
+// allocates and hooks a kernel entry, a DEL frees it). No syscall is ever deferred past the
+// handler's life: the fd number is touched only while a handler for it is registered, that is
 // while its owner uses it. If the fd was closed in between, the kernel dropped the entry (or,
-// with a dup still open, keeps it disabled under the old file): the MOD fails with ENOENT and
-// the registration falls back to ADD. A one-shot handler that stays registered after its
-// callback is re-armed by `rearm`.
-#include "fdmon/monitor.hpp"
+// with a dup still open, keeps it disabled under the old file): the MOD fails with ENOENT and the
+// registration falls back to ADD. A one-shot node that is still registered when the next wait
+// starts is re-enabled (one MOD) by that wait, so it stays level-triggered like any other node;
+// the reported one-shot nodes are remembered in `reported_` until then (each node's `backend`
+// points at its slot, which its removal clears).
+#include "fdmon/detail/backends.hpp"
 
 #include <corio/error.hpp>
 
@@ -39,13 +41,13 @@ class epoll_monitor final : public monitor {
 public:
     epoll_monitor() : epfd_(epoll_create1(EPOLL_CLOEXEC)) {
         if (epfd_ < 0) throw error(errno, "epoll_create1");
-        validates_fds_ = true;  // epoll_ctl(ADD/MOD) fails with EBADF
     }
     ~epoll_monitor() override { close(epfd_); }
 
     backend_kind kind() const noexcept override { return backend_kind::epoll; }
 
     int wait(ready_list& ready, std::int64_t timeout_ns) override {
+        if (reported_count_ != 0) rearm_reported();
         epoll_event events[max_events];
         int n = epoll_wait_ns(events, timeout_ns);
         if (n < 0) {
@@ -54,22 +56,19 @@ public:
         }
         for (int i = 0; i < n; ++i) {
             auto* h = static_cast<handler*>(events[i].data.ptr);
-            if (h->once) h->disarmed = true;
+            if (h->once) {  // its entry is disabled now
+                reported_[reported_count_] = h;
+                h->backend = &reported_[reported_count_++];
+            }
             ready.push(h, events[i].events);
         }
         return n;
     }
 
-    void rearm(handler* h) override {
-        h->disarmed = false;
-        epoll_event ev = event_of(h);
-        // ENOENT/EBADF: closed by its callback; the loop removes the handler with it.
-        (void)epoll_ctl(epfd_, EPOLL_CTL_MOD, h->fd, &ev);
-    }
-
 protected:
     void do_update(handler* old_node, handler* new_node) override {
         const bool was_watched = old_node && old_node->events != 0;
+        const bool was_reported = old_node && old_node->backend != nullptr;  // entry disabled
         const bool watch = new_node && new_node->events != 0;
         const int fd = new_node ? new_node->fd : old_node->fd;
         if (watch) {
@@ -90,10 +89,17 @@ protected:
                                                op == EPOLL_CTL_ADD ? "ADD" : "MOD", fd));
             }
             set_dormant(fd, false);
-            new_node->disarmed = false;
-        } else if (was_watched && old_node->disarmed) {
+        } else if (new_node) {
+            check_fd(fd);  // no epoll_ctl tells
+        }
+        if (was_reported) {
+            *static_cast<handler**>(old_node->backend) = nullptr;  // not re-armed by the next wait
+            old_node->backend = nullptr;
+        }
+        if (watch || !was_watched) return;
+        if (was_reported) {
             set_dormant(fd, true);  // reported and disabled: nothing to tell the kernel
-        } else if (was_watched) {
+        } else {
             // ENOENT/EBADF: the fd was closed and epoll already dropped it.
             (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
         }
@@ -109,6 +115,19 @@ private:
         ev.data.ptr = h;
         return ev;
     }
+    // One-shot nodes reported by the last wait and still registered: enabled again.
+    void rearm_reported() noexcept {
+        for (std::size_t i = 0; i < reported_count_; ++i) {
+            handler* h = reported_[i];
+            if (!h) continue;
+            h->backend = nullptr;
+            epoll_event ev = event_of(h);
+            // ENOENT/EBADF: closed by its callback; its owner removes the handler with it.
+            (void)epoll_ctl(epfd_, EPOLL_CTL_MOD, h->fd, &ev);
+        }
+        reported_count_ = 0;
+    }
+
     bool is_dormant(int fd) const noexcept {
         return static_cast<std::size_t>(fd) < dormant_.size() && dormant_[fd] != 0;
     }
@@ -144,7 +163,9 @@ private:
 
     int epfd_;
     bool have_pwait2_ = true;
-    std::vector<std::uint8_t> dormant_;  // by fd: a disabled one-shot entry may be in the set
+    std::vector<std::uint8_t> dormant_;   // by fd: a disabled one-shot entry may be in the set
+    handler* reported_[max_events] = {};  // see the file comment; null: removed since
+    std::size_t reported_count_ = 0;
 };
 
 }  // namespace

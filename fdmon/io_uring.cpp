@@ -18,9 +18,13 @@
 // stale CQE never reaches a removed or a new handler.
 // Completions are reaped in dispatch() only, each one marked seen before its handler runs, so a
 // handler may run a nested iteration, and multishot CQEs reach their handler one by one.
-// Destruction cancels every request (ASYNC_CANCEL_ANY) and reaps until the kernel has finished
-// with all of them, calling no handler: after the destructor the kernel touches no caller memory.
-#include "fdmon/monitor.hpp"
+// Destruction cancels every request in flight and reaps until the kernel has finished with all
+// of them, however long that takes, calling no handler: after the destructor the kernel touches
+// no caller memory. A request the kernel is slow to give back (one that cannot be interrupted)
+// is named on stderr after 1 s and every 10 s after that, and asked to cancel again. To name
+// them, the requests in flight are kept on two lists (add_sqe handlers, armed polls): a few
+// pointer writes per request, no syscall.
+#include "fdmon/detail/backends.hpp"
 
 #include <corio/error.hpp>
 
@@ -28,6 +32,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <vector>
@@ -39,6 +44,8 @@ constexpr std::uint64_t tag_handler = 0;
 constexpr std::uint64_t tag_poll = 1;
 constexpr std::uint64_t tag_internal = 2;
 constexpr std::uint64_t tag_mask = 3;
+// The teardown's ASYNC_CANCEL_ANY: internal, and recognisable (Linux < 5.19 rejects it).
+constexpr std::uint64_t cancel_any_data = 4 | tag_internal;
 
 struct poll_op {
     handler* node;  // null once detached: freed when its in-flight POLL_ADD completes
@@ -48,7 +55,15 @@ struct poll_op {
     bool queued = false;  // on the re-arm list
     bool dead = false;    // the fd is gone (EBADF): not re-armed
     poll_op* rearm_next = nullptr;
+    poll_op* armed_prev = nullptr;  // the list of armed polls, while armed
+    poll_op* armed_next = nullptr;
 };
+
+std::int64_t monotonic_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
 
 class io_uring_monitor final : public monitor {
 public:
@@ -149,7 +164,7 @@ public:
             switch (data & tag_mask) {
                 case tag_handler: {
                     auto* h = reinterpret_cast<cqe_handler*>(data);
-                    if (!(flags & IORING_CQE_F_MORE)) --inflight_;
+                    if (!(flags & IORING_CQE_F_MORE)) forget(h);
                     h->res = res;
                     h->flags = flags;
                     progress = true;
@@ -169,7 +184,7 @@ public:
 
     void add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* h) override {
         const std::uint64_t data = reinterpret_cast<std::uint64_t>(h) | tag_handler;
-        ++inflight_;
+        track(h);
         may_have_work_ = true;
         io_uring_sqe* sqe = spilled_.empty() ? io_uring_get_sqe(&ring_) : nullptr;
         if (!sqe) [[unlikely]] {
@@ -177,6 +192,7 @@ public:
             return;
         }
         prep(sqe, opaque);
+        h->opcode = sqe->opcode;
         io_uring_sqe_set_data64(sqe, data);
         if (max_batch_ != 0 && io_uring_sq_ready(&ring_) >= max_batch_) io_uring_submit(&ring_);
     }
@@ -189,6 +205,7 @@ public:
 
 protected:
     void do_update(handler* old_node, handler* new_node) override {
+        if (new_node) check_fd(new_node->fd);  // a POLL_ADD reports a bad fd only later
         auto* old_op = old_node ? static_cast<poll_op*>(old_node->backend) : nullptr;
         if (old_op && new_node && new_node->events == old_op->events) {
             old_op->node = new_node;  // same fd, same mask: the armed poll carries over
@@ -213,6 +230,7 @@ private:
             sqe = &spill;
         }
         prep(sqe, opaque);
+        reinterpret_cast<cqe_handler*>(data)->opcode = sqe->opcode;
         io_uring_sqe_set_data64(sqe, data);
         if (sqe == &spill) spilled_.push_back(spill);  // submitted at the next wait
     }
@@ -231,6 +249,36 @@ private:
         op->queued = true;
         op->rearm_next = rearm_head_;
         rearm_head_ = op;
+    }
+
+    // The add_sqe requests in flight (inflight_ counts them).
+    void track(cqe_handler* h) noexcept {
+        ++inflight_;
+        h->prev = nullptr;
+        h->next = inflight_head_;
+        if (inflight_head_) inflight_head_->prev = h;
+        inflight_head_ = h;
+    }
+    void forget(cqe_handler* h) noexcept {
+        --inflight_;
+        (h->prev ? h->prev->next : inflight_head_) = h->next;
+        if (h->next) h->next->prev = h->prev;
+    }
+
+    // The armed polls (armed_polls_ counts them).
+    void mark_armed(poll_op* op) noexcept {
+        op->armed = true;
+        ++armed_polls_;
+        op->armed_prev = nullptr;
+        op->armed_next = armed_head_;
+        if (armed_head_) armed_head_->armed_prev = op;
+        armed_head_ = op;
+    }
+    void mark_disarmed(poll_op* op) noexcept {
+        op->armed = false;
+        --armed_polls_;
+        (op->armed_prev ? op->armed_prev->armed_next : armed_head_) = op->armed_next;
+        if (op->armed_next) op->armed_next->armed_prev = op->armed_prev;
     }
 
     // Queues a request whose completion nobody waits for (tagged internal).
@@ -260,8 +308,7 @@ private:
     }
 
     void poll_completed(poll_op* op, std::int32_t res, ready_list& ready) {
-        op->armed = false;
-        --armed_polls_;
+        mark_disarmed(op);
         if (!op->node) {
             if (!op->queued) delete op;
             return;
@@ -296,8 +343,7 @@ private:
                 if (!sqe) return;  // SQ and kernel full: the rest waits for the next wait()
                 io_uring_prep_poll_add(sqe, op->fd, op->events);
                 io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(op) | tag_poll);
-                op->armed = true;
-                ++armed_polls_;
+                mark_armed(op);
             }
             rearm_head_ = op->rearm_next;
             op->queued = false;
@@ -305,46 +351,108 @@ private:
         }
     }
 
-    // Cancels every request in flight and reaps until the kernel is done with all of them.
+    // Cancels every request in flight and reaps until the kernel is done with all of them,
+    // however long it takes (see the file comment). Every node is detached by now: the loop
+    // removed its handlers before destroying the backend.
     void drain() noexcept {
-        spilled_.clear();
-        if (inflight_ == 0 && armed_polls_ == 0) return;
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        if (!sqe) {
-            io_uring_submit(&ring_);
-            sqe = io_uring_get_sqe(&ring_);
-        }
-        if (sqe) {
-            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-            io_uring_sqe_set_data64(sqe, tag_internal);
-        }
-        io_uring_submit(&ring_);
-        while (inflight_ > 0 || armed_polls_ > 0) {
-            __kernel_timespec ts{1, 0};
-            io_uring_cqe* cqe = nullptr;
-            const int rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
-            if (rc == -ETIME) break;  // a request that cannot be cancelled: give up after 1 s
-            if (rc < 0 && rc != -EINTR) break;
-            while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
-                const std::uint64_t data = cqe->user_data;
-                const std::uint32_t flags = cqe->flags;
-                io_uring_cqe_seen(&ring_, cqe);
-                if ((data & tag_mask) == tag_handler && !(flags & IORING_CQE_F_MORE)) --inflight_;
-                if ((data & tag_mask) == tag_poll) {
-                    auto* op = reinterpret_cast<poll_op*>(data & ~tag_mask);
-                    --armed_polls_;
-                    op->armed = false;
-                    if (!op->queued) delete op;
-                }
+        for (const io_uring_sqe& sqe : spilled_) {  // never seen by the kernel: just forgotten
+            if ((sqe.user_data & tag_mask) == tag_handler) {
+                forget(reinterpret_cast<cqe_handler*>(sqe.user_data));
             }
         }
+        spilled_.clear();
+        if (inflight_ == 0 && armed_polls_ == 0) return;
+        push_cancel(cancel_any_data, IORING_ASYNC_CANCEL_ANY);
+        const std::int64_t start = monotonic_ns();
+        std::int64_t report_at = start + 1'000'000'000;
+        while (inflight_ > 0 || armed_polls_ > 0) {
+            io_uring_submit(&ring_);
+            const std::int64_t left = report_at - monotonic_ns();
+            io_uring_cqe* cqe = nullptr;
+            int rc = -ETIME;
+            if (left > 0) {
+                __kernel_timespec ts{left / 1'000'000'000, left % 1'000'000'000};
+                rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
+            }
+            if (reap_at_teardown()) cancel_each();  // this kernel has no ASYNC_CANCEL_ANY
+            if (rc == -ETIME && monotonic_ns() >= report_at &&
+                (inflight_ > 0 || armed_polls_ > 0)) {
+                report_stuck((monotonic_ns() - start) / 1'000'000'000);
+                cancel_each();
+                report_at = monotonic_ns() + 10'000'000'000;
+            }
+        }
+    }
+
+    // Reaps every CQE there is, calling no handler; true if ASYNC_CANCEL_ANY was refused.
+    bool reap_at_teardown() noexcept {
+        bool no_cancel_any = false;
+        io_uring_cqe* cqe = nullptr;
+        while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+            const std::uint64_t data = cqe->user_data;
+            const std::int32_t res = cqe->res;
+            const std::uint32_t flags = cqe->flags;
+            io_uring_cqe_seen(&ring_, cqe);
+            if ((data & tag_mask) == tag_handler && !(flags & IORING_CQE_F_MORE)) {
+                forget(reinterpret_cast<cqe_handler*>(data));
+            } else if ((data & tag_mask) == tag_poll) {
+                auto* op = reinterpret_cast<poll_op*>(data & ~tag_mask);
+                mark_disarmed(op);
+                if (!op->queued) delete op;
+            } else if (data == cancel_any_data && res == -EINVAL) {
+                no_cancel_any = true;
+            }
+        }
+        return no_cancel_any;
+    }
+
+    // One ASYNC_CANCEL per request still in flight.
+    void cancel_each() noexcept {
+        for (cqe_handler* h = inflight_head_; h; h = h->next) {
+            push_cancel(reinterpret_cast<std::uint64_t>(h) | tag_handler, 0);
+        }
+        for (poll_op* op = armed_head_; op; op = op->armed_next) {
+            push_cancel(reinterpret_cast<std::uint64_t>(op) | tag_poll, 0);
+        }
+    }
+
+    void push_cancel(std::uint64_t target, unsigned flags) noexcept {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        while (!sqe) {  // SQ ring full: hand it over, and make room in the CQ ring
+            if (io_uring_submit(&ring_) < 0) reap_at_teardown();
+            sqe = io_uring_get_sqe(&ring_);
+        }
+        io_uring_prep_cancel64(sqe, target, static_cast<int>(flags));
+        io_uring_sqe_set_data64(sqe, target == cancel_any_data ? target : tag_internal);
+    }
+
+    void report_stuck(std::int64_t seconds) const noexcept {
+        std::fprintf(stderr,
+                     "corio: io_uring teardown: after %llds still waiting for the kernel to finish "
+                     "%zu request(s) and %zu fd poll(s):",
+                     static_cast<long long>(seconds), inflight_, armed_polls_);
+        int shown = 0;
+        for (const cqe_handler* h = inflight_head_; h && shown < 8; h = h->next, ++shown) {
+            std::fprintf(stderr, " [cqe_handler %p, opcode %u]", static_cast<const void*>(h),
+                         static_cast<unsigned>(h->opcode));
+        }
+        for (const poll_op* op = armed_head_; op && shown < 8; op = op->armed_next, ++shown) {
+            std::fprintf(stderr, " [POLL_ADD fd %d]", op->fd);
+        }
+        const std::size_t total = inflight_ + armed_polls_;
+        if (total > static_cast<std::size_t>(shown)) {
+            std::fprintf(stderr, " and %zu more", total - static_cast<std::size_t>(shown));
+        }
+        std::fputc('\n', stderr);
     }
 
     io_uring ring_{};
     bool defer_taskrun_ = false;
     const unsigned max_batch_;
-    std::size_t inflight_ = 0;     // add_sqe requests whose last CQE has not been reaped
-    std::size_t armed_polls_ = 0;  // POLL_ADDs in flight
+    std::size_t inflight_ = 0;              // add_sqe requests whose last CQE has not been reaped
+    std::size_t armed_polls_ = 0;           // POLL_ADDs in flight
+    cqe_handler* inflight_head_ = nullptr;  // the add_sqe requests in flight
+    poll_op* armed_head_ = nullptr;         // the polls in flight
     poll_op* rearm_head_ = nullptr;
     std::vector<io_uring_sqe> spilled_;  // prepared while the kernel accepted nothing
 };

@@ -1,7 +1,12 @@
 #include "fdmon/monitor.hpp"
 
+#include <corio/error.hpp>
+
+#include <fcntl.h>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 namespace corio::fdmon {
 
@@ -14,6 +19,10 @@ namespace {
     std::abort();
 }
 }  // namespace
+
+void monitor::check_fd(int fd) {
+    if (fcntl(fd, F_GETFD) < 0) throw error(errno, "fcntl(fd " + std::to_string(fd) + ")");
+}
 
 void monitor::add_sqe(sqe_prep_fn, void*, cqe_handler*) {
     not_io_uring("add_sqe");

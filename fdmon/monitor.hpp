@@ -1,6 +1,6 @@
 // fdmon::monitor — the seam between the loop and the kernel's readiness/completion interfaces
-// (QEMU's FDMonOps). One implementation per file: poll.cpp (ppoll), epoll.cpp (epoll_pwait2),
-// io_uring.cpp.
+// (QEMU's FDMonOps). Each backend is one file behind this interface, known only to
+// select.cpp, which sets one up (select.hpp).
 //
 // fdmon knows nothing of contexts or coroutines. It sees `handler` nodes — an fd, the events
 // wanted and whether the node can be busy-polled from userspace — and reports ready nodes on a
@@ -16,7 +16,6 @@
 #include <corio/cqe_handler.hpp>
 
 #include <cstdint>
-#include <memory>
 
 namespace corio::fdmon {
 
@@ -26,9 +25,11 @@ struct handler {
     int fd = -1;
     std::uint32_t events = 0;  ///< POLLIN and/or POLLOUT; 0 = not watched by the kernel
     bool pollable = false;     ///< has a userspace poll probe (does not force a kernel wait)
-    bool once = false;         ///< fd_callbacks::once: a backend may arm it one-shot
-    bool disarmed = false;     ///< armed one-shot and reported: the backend must re-arm it
-    void* backend = nullptr;   ///< the backend's per-registration state, if it keeps any
+    /// The owner waits for one event: once reported, the node is most likely removed and the
+    /// same fd registered again soon after. A backend may make that cycle cheaper; a node that
+    /// stays registered is still reported while its fd is ready (level-triggered).
+    bool once = false;
+    void* backend = nullptr;  ///< the backend's per-registration state, if it keeps any
 
     // Ready-list state, written by `ready_list::push` and by the consumer.
     std::uint32_t revents = 0;
@@ -78,8 +79,9 @@ public:
     virtual backend_kind kind() const noexcept = 0;
 
     /// Registration change: add (old null), remove (new null) or replace (both; same fd).
-    /// Throws corio::error on failure, with the registration unchanged. Removal never fails:
-    /// an fd the kernel already forgot (closed) is simply forgotten here too.
+    /// Throws corio::error on failure, with the registration unchanged: EBADF when the new
+    /// node's fd is not open. Removal never fails: an fd the kernel already forgot (closed) is
+    /// simply forgotten here too.
     void update(handler* old_node, handler* new_node) {
         do_update(old_node, new_node);
         if (old_node && !old_node->pollable) --unpollable_;
@@ -91,8 +93,9 @@ public:
     virtual int wait(ready_list& ready, std::int64_t timeout_ns) = 0;
 
     /// True when the loop must call `wait` even with a zero timeout because something cannot
-    /// be observed from userspace (QEMU: poll/epoll when a handler has no poll probe; io_uring
-    /// when completions or submissions are pending). Inline: an idle backend costs no call.
+    /// be observed from userspace (QEMU: readiness backends when a handler has no poll probe;
+    /// io_uring when completions or submissions are pending). Inline: an idle backend costs no
+    /// call.
     bool need_wait() const noexcept {
         return unpollable_ > 0 || (may_have_work_ && backend_need_wait());
     }
@@ -102,14 +105,6 @@ public:
     /// `ready`. Returns true if a handler ran. Re-entrant: a handler may run a nested iteration.
     bool dispatch(ready_list& ready) { return may_have_work_ && backend_dispatch(ready); }
 
-    /// True when `update` itself rejects a closed or invalid fd with corio::error(EBADF) for a
-    /// node whose `events` is not 0 (epoll_ctl does); the loop then skips its own check.
-    bool validates_fds() const noexcept { return validates_fds_; }
-
-    /// After the callbacks of a node the backend reported `disarmed`: the node stays
-    /// registered, so it must be armed again (only backends that arm `once` nodes one-shot).
-    virtual void rearm(handler* h) { (void)h; }
-
     /// Whether `add_sqe` works.
     virtual bool has_io_uring() const noexcept { return false; }
     /// Queues one io_uring request; see context::add_sqe. Only backends with has_io_uring().
@@ -118,6 +113,10 @@ public:
     virtual void cancel_sqe(cqe_handler* handler);
 
 protected:
+    /// Throws corio::error(EBADF) unless `fd` is open (for backends whose kernel interface does
+    /// not tell at registration).
+    static void check_fd(int fd);
+
     virtual void do_update(handler* old_node, handler* new_node) = 0;
     virtual bool backend_need_wait() const noexcept { return false; }
     virtual bool backend_dispatch(ready_list& ready) {
@@ -129,19 +128,9 @@ protected:
     /// (io_uring: after entering the kernel or queueing a request); while it is false the loop
     /// calls neither backend_need_wait nor backend_dispatch.
     bool may_have_work_ = false;
-    /// See validates_fds(); set by the constructor of a backend that guarantees it.
-    bool validates_fds_ = false;
 
 private:
     int unpollable_ = 0;  // registered nodes without a poll probe
 };
-
-/// An io_uring of `entries` SQEs; `max_batch` > 0 submits as soon as that many are queued.
-/// Throws corio::error (errno of io_uring_setup: ENOSYS, EPERM, ENOMEM, ...).
-std::unique_ptr<monitor> make_io_uring(unsigned entries, unsigned max_batch);
-/// epoll_create1(EPOLL_CLOEXEC). Throws corio::error.
-std::unique_ptr<monitor> make_epoll();
-/// ppoll(2); cannot fail.
-std::unique_ptr<monitor> make_poll();
 
 }  // namespace corio::fdmon

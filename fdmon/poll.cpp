@@ -4,7 +4,7 @@
 // timespec, O(n) per wait. `nodes_` is the registration set in insertion order; `fds_` mirrors
 // the nodes that have events, rebuilt lazily. A nested wait (from a callback) may rebuild the
 // arrays: the outer wait has finished reading them by then.
-#include "fdmon/monitor.hpp"
+#include "fdmon/detail/backends.hpp"
 
 #include <corio/error.hpp>
 
@@ -49,6 +49,7 @@ public:
 
 protected:
     void do_update(handler* old_node, handler* new_node) override {
+        if (new_node) check_fd(new_node->fd);
         if (old_node && new_node) {
             *std::find(nodes_.begin(), nodes_.end(), old_node) = new_node;
         } else if (new_node) {

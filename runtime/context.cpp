@@ -8,6 +8,8 @@
 // item is dispatched once.
 #include "runtime/detail/loop.hpp"
 
+#include "fdmon/select.hpp"
+
 #include <corio/error.hpp>
 
 #include <fcntl.h>
@@ -23,8 +25,6 @@
 #include <optional>
 
 namespace corio::detail {
-
-std::unique_ptr<fdmon::monitor> make_monitor(const context_options& options);
 
 namespace {
 
@@ -93,7 +93,8 @@ loop::loop(context& o, const context_options& options)
     : owner(o),
       name(options.name),
       home(&thread_token),
-      monitor(make_monitor(options)),
+      monitor(fdmon::make_monitor(
+          {options.backend, options.ring_entries, options.max_batch, options.name})),
       io_uring_backend(monitor->has_io_uring()),
       event_fd(open_eventfd()) {
     if (options.polling.max_ns < 0 || options.polling.grow < 0 || options.polling.shrink < 0) {
@@ -280,7 +281,6 @@ bool loop::dispatch_ready() {
             progress = true;
             cb.write(n->opaque);
         }
-        if (n->disarmed && !n->deleted) monitor->rearm(n);  // a one-shot wait that stays
     }
     return progress;
 }
@@ -288,12 +288,11 @@ bool loop::dispatch_ready() {
 void loop::register_fd(int fd, const fd_callbacks& callbacks, void* opaque, bool must_be_new) {
     assert_home("set_fd_handler");
     const std::uint32_t events = (callbacks.read ? POLLIN : 0) | (callbacks.write ? POLLOUT : 0);
-    // A backend that validates the fd in `update` saves the fcntl; poll and io_uring cannot
-    // report a bad fd synchronously, and a node without events reaches no kernel at all.
-    const bool checked_by_backend = events != 0 && monitor->validates_fds();
-    if (fd < 0 || (!checked_by_backend && fcntl(fd, F_GETFD) < 0)) bad_fd(fd);
+    // The backend's update checks that the fd is open (epoll_ctl does it for free).
+    if (fd < 0) bad_fd(fd);
     const bool can_poll = callbacks.poll && callbacks.poll_ready;
     if (!callbacks.read && !callbacks.write && !can_poll) {
+        if (fcntl(fd, F_GETFD) < 0) bad_fd(fd);
         throw error(EINVAL, fmt::format("set_fd_handler(fd {}) without read, write or poll", fd));
     }
     fd_node* old_node = fds.find(fd);

@@ -1,8 +1,11 @@
 // Backend selection under a real refusal: a child process installs a seccomp filter that makes
 // io_uring_setup fail with EPERM (as container runtimes' default profiles do), then creates
-// contexts. Runs once, with automatic selection.
+// contexts. Runs once, with automatic selection. A build without io_uring has no io_uring to
+// fall back from: there, the tests at the end check that it starts at epoll and refuses a forced
+// io_uring.
 #include "support/loop_fixture.hpp"
 
+#include <corio/config.hpp>
 #include <corio/error.hpp>
 
 #include <doctest/doctest.h>
@@ -15,6 +18,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <cstddef>
+#include <string>
+
+#if CORIO_HAS_IO_URING
 
 namespace {
 
@@ -93,3 +99,34 @@ TEST_CASE("io_uring forced but refused by seccomp is an error carrying EPERM") {
     CHECK(status == 0);
     CHECK(log.empty());
 }
+
+#else
+
+TEST_CASE("a build without io_uring starts at epoll, with no fallback to log") {
+    unsetenv("CORIO_BACKEND");
+    const auto [status, log] = corio::test::run_in_child([] {
+        corio::context ctx;
+        _exit(ctx.backend() == corio::backend_kind::epoll && !ctx.has_io_uring() ? 0 : 1);
+    });
+    CHECK(status == 0);
+    CHECK(log.empty());
+}
+
+TEST_CASE("a build without io_uring refuses a forced io_uring with ENOSYS") {
+    auto forced = [](corio::context_options options) {
+        try {
+            corio::context ctx{std::move(options)};
+        } catch (const corio::error& e) {
+            CHECK(e.code().value() == ENOSYS);
+            CHECK(std::string(e.what()).find("no io_uring") != std::string::npos);
+            return;
+        }
+        FAIL("a context on io_uring was created");
+    };
+    forced(corio::context_options{corio::backend_kind::io_uring, "forced"});
+    setenv("CORIO_BACKEND", "io_uring", 1);
+    forced(corio::context_options{});
+    unsetenv("CORIO_BACKEND");
+}
+
+#endif

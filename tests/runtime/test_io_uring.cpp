@@ -185,6 +185,46 @@ TEST_CASE(
     CHECK(buf[0] == 0);
 }
 
+TEST_CASE("a context's destructor returns only once every request in flight is cancelled") {
+    // Reads on pipes nobody writes never complete by themselves: the destructor must cancel
+    // them and wait for the kernel to give them back, submitted ones and queued ones alike,
+    // with fd polls in flight too. Written afterwards, the data stays in the pipes and the
+    // buffers stay as they were: no read is left to land in them.
+    corio::test::watchdog guard("teardown with reads in flight");
+    constexpr int pipes = 8;
+    std::vector<std::unique_ptr<corio::test::test_pipe>> p;
+    struct read_op {
+        int fd;
+        char buf[16];
+    };
+    std::vector<read_op> ops(pipes + 1);
+    std::vector<recorder> handlers(pipes + 1);
+    const auto prep_read = [](io_uring_sqe* sqe, void* o) {
+        auto* op = static_cast<read_op*>(o);
+        io_uring_prep_read(sqe, op->fd, op->buf, sizeof op->buf, 0);
+    };
+    for (int i = 0; i < pipes; ++i) p.push_back(std::make_unique<corio::test::test_pipe>());
+    {
+        context ctx{corio::context_options{corio::backend_kind::io_uring, "doomed"}};
+        int polled = 0;
+        for (int i = 0; i < pipes; ++i) {
+            ops[i] = {p[i]->rd, {}};
+            ctx.add_sqe(prep_read, &ops[i], &handlers[i]);
+            ctx.add_fd_handler(p[i]->wr, {.read = [](void* n) { ++*static_cast<int*>(n); }},
+                               &polled);
+        }
+        ctx.poll(false);  // the reads and the polls are in the kernel now
+        ops[pipes] = {p[0]->rd, {}};
+        ctx.add_sqe(prep_read, &ops[pipes], &handlers[pipes]);  // queued, never submitted
+        for (int i = 0; i < pipes; ++i) ctx.remove_fd_handler(p[i]->wr);
+        CHECK(polled == 0);
+    }
+    for (int i = 0; i < pipes; ++i) p[i]->put('z');
+    for (int i = 0; i < pipes; ++i) CHECK(p[i]->drain() == 1);
+    for (const read_op& op : ops) CHECK(op.buf[0] == 0);
+    for (const recorder& r : handlers) CHECK(r.results.empty());
+}
+
 TEST_CASE_FIXTURE(loop_fixture,
                   "a replaced fd handler's in-flight poll never reaches the new handler") {
     // Read interest replaced by write interest on the same fd: a different poll mask, so the

@@ -24,7 +24,16 @@
 // compiler may keep the address of a thread_local, or the result of a function glibc declares
 // const — errno's __errno_location, pthread_self behind std::this_thread::get_id — across the
 // call. Read them after the call through a function the compiler cannot see into.
+//
+// Fibers exist only in a build with Boost.Context (meson -Dfibers, CORIO_HAS_FIBERS in
+// corio/config.hpp); a build without them installs no fiber.hpp, and this one refuses to compile.
 #pragma once
+
+#include <corio/config.hpp>
+
+#if !CORIO_HAS_FIBERS
+#error "corio was built without fibers (Boost.Context, meson -Dfibers): no corio/fiber.hpp"
+#endif
 
 #include <corio/schedule.hpp>
 #include <corio/spawn.hpp>

@@ -59,7 +59,9 @@ std::int64_t next_poll_ns(std::int64_t poll_ns, std::int64_t block_ns,
 struct context_options {
     /// `automatic` honours the CORIO_BACKEND environment variable (io_uring|epoll|poll|auto) and
     /// otherwise tries io_uring, then epoll, then poll, logging once why it fell back. Any other
-    /// value forces that backend: if it cannot be set up, construction throws corio::error.
+    /// value forces that backend: if it cannot be set up, construction throws corio::error. A
+    /// build without io_uring (CORIO_HAS_IO_URING 0, corio/config.hpp) starts at epoll, and
+    /// forcing io_uring there throws corio::error(ENOSYS).
     backend_kind backend = backend_kind::automatic;
     /// Shown in logs, stats and abort messages.
     std::string name = "corio";
@@ -99,11 +101,10 @@ struct fd_callbacks {
     void (*write)(void* opaque) = nullptr;
     bool (*poll)(void* opaque) = nullptr;
     void (*poll_ready)(void* opaque) = nullptr;
-    /// A hint for a handler that waits for one event and is then most often removed and soon
-    /// registered again for the same fd (a coroutine's I/O wait). Semantics do not change (a
-    /// handler left registered keeps being called); on epoll the registration is one-shot, so
-    /// that removal after the event costs no syscall and the next registration of the fd one
-    /// EPOLL_CTL_MOD instead of a DEL and an ADD.
+    /// A hint: the handler waits for one event and is then most often removed, and the fd soon
+    /// registered again (a coroutine's I/O wait). Semantics do not change: a handler left
+    /// registered keeps being called while its fd is ready. The backend may use it to make the
+    /// removal after the event and the next registration of the fd cheaper.
     bool once = false;
 };
 
@@ -213,14 +214,15 @@ public:
 
     // ---- io_uring submission path ------------------------------------------------------------
 
-    /// Whether `add_sqe` is available (the backend is io_uring).
+    /// Whether `add_sqe` is available (the backend is io_uring; never in a build without it).
     bool has_io_uring() const noexcept { return has_io_uring_; }
     /// Queues one io_uring request (home thread only): `prep(sqe, opaque)` fills it, the loop
     /// owns user_data, and `handler->cb` runs for each of its CQEs. Never fails: a full
     /// submission queue is submitted and retried. Submission is batched with the next wait of
     /// the loop (see context_options::max_batch). Aborts unless has_io_uring().
     /// Destroying the context with requests in flight cancels them and waits until the kernel
-    /// is done with them; their handlers are not called.
+    /// is done with them, however long that takes (a request still in flight after 1 s is named
+    /// on stderr, and again every 10 s); their handlers are not called.
     void add_sqe(sqe_prep_fn prep, void* opaque, cqe_handler* handler);
     /// Asks the kernel to cancel the request of `handler` (IORING_OP_ASYNC_CANCEL; home thread).
     /// Its handler still runs for its last CQE: with -ECANCELED, or with the normal result when

@@ -14,9 +14,13 @@ namespace corio {
 /// `cb(this)` on the home thread at a point where user callbacks are safe.
 struct cqe_handler {
     void (*cb)(cqe_handler* self) = nullptr;
-    std::int32_t res = 0;         ///< the CQE's result (negative errno on failure)
-    std::uint32_t flags = 0;      ///< the CQE's flags (IORING_CQE_F_MORE, ...)
-    cqe_handler* next = nullptr;  ///< owned by the loop while the completion is queued
+    std::int32_t res = 0;     ///< the CQE's result (negative errno on failure)
+    std::uint32_t flags = 0;  ///< the CQE's flags (IORING_CQE_F_MORE, ...)
+    // Owned by the loop while the request is in flight: the list of requests a context's
+    // teardown waits for, and the opcode it names a request by when the kernel is slow.
+    cqe_handler* next = nullptr;
+    cqe_handler* prev = nullptr;
+    std::uint8_t opcode = 0;
 };
 
 /// Fills a submission entry for `context::add_sqe`; must not touch `user_data`.

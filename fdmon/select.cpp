@@ -1,10 +1,12 @@
-// Backend selection: the context option, then CORIO_BACKEND, then the automatic order
-// (io_uring → epoll → poll). A forced backend that cannot be set up is an error, never a silent
-// fallback; an automatic fallback is logged once per process with its reason.
-#include "fdmon/monitor.hpp"
+// Backend selection: the loop's option, then CORIO_BACKEND, then the automatic order
+// (io_uring → epoll → poll; epoll → poll in a build without io_uring). A forced backend that
+// cannot be set up is an error, never a silent fallback; an automatic fallback is logged once
+// per process with its reason.
+#include "fdmon/select.hpp"
 
-#include <corio/backend.hpp>
-#include <corio/context.hpp>
+#include "fdmon/detail/backends.hpp"
+
+#include <corio/config.hpp>
 #include <corio/error.hpp>
 
 #include <fmt/format.h>
@@ -31,7 +33,7 @@ std::string_view to_string(backend_kind kind) noexcept {
 
 }  // namespace corio
 
-namespace corio::detail {
+namespace corio::fdmon {
 namespace {
 
 backend_kind from_environment() {
@@ -46,41 +48,47 @@ backend_kind from_environment() {
                 fmt::format("CORIO_BACKEND='{}' (expected io_uring, epoll, poll or auto)", value));
 }
 
-std::unique_ptr<fdmon::monitor> make(backend_kind kind, const context_options& options) {
+std::unique_ptr<monitor> make(backend_kind kind, [[maybe_unused]] const selection& s) {
     switch (kind) {
         case backend_kind::io_uring:
-            return fdmon::make_io_uring(options.ring_entries, options.max_batch);
+#if CORIO_HAS_IO_URING
+            return make_io_uring(s.ring_entries, s.max_batch);
+#else
+            throw error(ENOSYS, "io_uring backend (this build has no io_uring)");
+#endif
         case backend_kind::epoll:
-            return fdmon::make_epoll();
+            return make_epoll();
         case backend_kind::poll:
-            return fdmon::make_poll();
+            return make_poll();
         case backend_kind::automatic:
             break;
     }
     throw error(EINVAL, "backend selection");
 }
 
-void log_fallback(const std::string& name, backend_kind chosen, const std::string& reasons) {
+void log_fallback(std::string_view owner, backend_kind chosen, const std::string& reasons) {
     static std::atomic<bool> logged{false};
     if (reasons.empty() || logged.exchange(true)) return;
-    fmt::print(stderr, "corio: context '{}': using the {} backend ({})\n", name, to_string(chosen),
+    fmt::print(stderr, "corio: context '{}': using the {} backend ({})\n", owner, to_string(chosen),
                reasons);
 }
 
 }  // namespace
 
-std::unique_ptr<fdmon::monitor> make_monitor(const context_options& options) {
-    backend_kind requested = options.backend;
+std::unique_ptr<monitor> make_monitor(const selection& s) {
+    backend_kind requested = s.requested;
     if (requested == backend_kind::automatic) requested = from_environment();
-    if (requested != backend_kind::automatic) return make(requested, options);
-    // io_uring → epoll → poll. The first fallback of the process is logged with its reason
-    // (typically io_uring_setup refused by a seccomp profile, kernel.io_uring_disabled or the
-    // locked-memory limit); later contexts fall back silently for the same reason.
+    if (requested != backend_kind::automatic) return make(requested, s);
+    // The first fallback of the process is logged with its reason (typically io_uring_setup
+    // refused by a seccomp profile, kernel.io_uring_disabled or the locked-memory limit); later
+    // loops fall back silently for the same reason. A build without io_uring starts at epoll:
+    // that is no fallback.
     std::string reasons;
     for (backend_kind kind : {backend_kind::io_uring, backend_kind::epoll, backend_kind::poll}) {
+        if (kind == backend_kind::io_uring && !CORIO_HAS_IO_URING) continue;
         try {
-            auto monitor = make(kind, options);
-            log_fallback(options.name, kind, reasons);
+            auto monitor = make(kind, s);
+            log_fallback(s.owner, kind, reasons);
             return monitor;
         } catch (const error& e) {
             if (kind == backend_kind::poll) throw;
@@ -90,4 +98,4 @@ std::unique_ptr<fdmon::monitor> make_monitor(const context_options& options) {
     throw error(EINVAL, "backend selection");
 }
 
-}  // namespace corio::detail
+}  // namespace corio::fdmon
