@@ -1,23 +1,16 @@
 // cat — concatenates files to standard output with corio's file awaitables.
 //
-// Like coreutils cat: every argument is a file, `-` (or no argument at all) is standard input;
-// a file that cannot be read is reported (`cat: NAME: No such file or directory`), the others
-// are still copied, and the exit status is then 1.
-//
-// A regular file is read at explicit offsets with `depth` reads in flight, each a spawned task
-// on the same context: while one chunk is written, the next one is being read. With io_uring
-// a write and the next read leave in one io_uring_enter; on epoll and poll file reads run on
-// the context's thread pool. Pipes, terminals, sockets and a redirected standard input are read
-// in order (at the file position), one chunk at a time.
-//
-// SIGPIPE is ignored, so a reader that goes away (`cat big | head -c 10`) shows up as EPIPE
-// from the write: cat then stops quietly with status 0, the reader having had what it wanted.
-// (coreutils cat is killed by SIGPIPE instead, status 141; shells print nothing for either.)
-//
-// cat leaves the flags of its standard input and output alone (they are shared with the shell).
-// io_uring does not need O_NONBLOCK; on epoll and poll corio waits for readiness only on a
-// non-blocking fd, so there a read from a blocking pipe or terminal blocks the loop thread,
-// which has nothing else to do.
+// Like coreutils cat: every argument is a file, `-` (or none at all) standard input; a file
+// that cannot be read is reported and the others are still copied (exit status 1). A regular
+// file is read at explicit offsets with `depth` reads in flight, each a task spawned on the same
+// context: while one chunk is written, the next is read (io_uring: a write and the next read
+// leave in one io_uring_enter; epoll and poll: file reads run on the context's thread pool).
+// Other files (pipes, terminals, a redirected stdin) are read in order, one chunk at a time.
+// SIGPIPE is ignored: a reader that goes away (`cat big | head -c 10`) is EPIPE from the write,
+// and cat stops quietly with status 0. Standard input and output keep their flags (they are
+// the shell's): on epoll and poll, a read from a blocking pipe blocks the idle loop thread.
+#include "common/flags.hpp"
+
 #include <corio/error.hpp>
 #include <corio/io.hpp>
 #include <corio/spawn.hpp>
@@ -31,6 +24,7 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <system_error>
@@ -38,12 +32,9 @@
 
 namespace {
 
-// Measured with tests/bench/bench_cat.cpp (a page-cached 1 GiB file). With io_uring, two
-// buffers of 128 KiB (one being written while the next read is in flight) cost the CPU time of
-// coreutils cat, whose one 128 KiB buffer stays in the CPU cache from its read to its write;
-// four of 256 KiB cost 15-25% more into a pipe, mostly copying out of buffers that had left the
-// cache. Without io_uring every read is a thread-pool job: 256 KiB chunks halve those hand-offs
-// (128 KiB ones cost 15% more CPU).
+// Measured with tests/bench/bench_cat.cpp: with io_uring, 2 × 128 KiB cost the CPU time of
+// coreutils cat (larger buffers leave the CPU cache between read and write); without, every read
+// is a thread-pool job, and 256 KiB chunks halve those hand-offs.
 constexpr std::size_t depth = 2;
 
 std::size_t chunk_size(const corio::context& ctx) {
@@ -175,37 +166,15 @@ constexpr std::string_view usage =
 int main(int argc, char** argv) {
     corio::backend_kind backend = corio::backend_kind::automatic;
     std::vector<std::string_view> names;
-    bool options = true;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (!options || arg == "-" || !arg.starts_with("-")) {
-            names.push_back(arg);
-        } else if (arg == "--") {
-            options = false;
-        } else if (arg == "--help") {
-            fmt::print("{}", usage);
-            return 0;
-        } else if (arg == "--backend") {
-            const std::string_view value = i + 1 < argc ? argv[++i] : "";
-            for (auto kind : {corio::backend_kind::automatic, corio::backend_kind::io_uring,
-                              corio::backend_kind::epoll, corio::backend_kind::poll}) {
-                if (value == corio::to_string(kind)) backend = kind;
-            }
-            if (corio::to_string(backend) != value) {
-                fmt::print(stderr, "cat: unknown backend '{}' (see --help)\n", value);
-                return 2;
-            }
-        } else {
-            fmt::print(stderr, "cat: unknown option '{}' (see --help)\n", arg);
-            return 2;
-        }
-    }
+    examples::flags flags("cat", usage);
+    if (std::optional<int> status = flags.backend(backend).operands(names).parse(argc, argv))
+        return *status;
     if (names.empty()) names.push_back("-");
     ::signal(SIGPIPE, SIG_IGN);  // EPIPE as a value instead (see the top of the file)
     try {
         corio::context ctx({.backend = backend, .name = "cat"});
         return corio::run(ctx, cat(std::move(names)));
-    } catch (const corio::error& e) {
+    } catch (const corio::error& e) {  // e.g. a backend this machine refuses
         fmt::print(stderr, "cat: {}\n", e.what());
         return 1;
     }

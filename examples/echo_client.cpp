@@ -8,6 +8,11 @@
 // latency (from sending its batch to its last byte back) goes into a fixed-size histogram of
 // the thread. Nothing is allocated per message. The last line of output is a summary for scripts:
 //   roundtrips=N seconds=S rt_per_s=R p50_us=X p99_us=X p999_us=X errors=E backend=B ...
+#include "common/fd_limit.hpp"
+#include "common/flags.hpp"
+#include "common/histogram.hpp"
+
+#include <corio/error.hpp>
 #include <corio/io.hpp>
 #include <corio/io_thread.hpp>
 #include <corio/net.hpp>
@@ -17,12 +22,8 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #include <algorithm>
-#include <array>
-#include <bit>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -37,54 +38,11 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-/// Latencies in ns: exact below 256 ns, above that 128 buckets per power of two, so a bucket is
-/// at most 1/128 (0.8%) of its values wide. Fixed size: recording never allocates.
-class histogram {
-public:
-    void record(std::uint64_t ns) noexcept { ++counts_[index(ns)], ++total_; }
-    void merge(const histogram& other) noexcept {
-        for (std::size_t i = 0; i < buckets; ++i) counts_[i] += other.counts_[i];
-        total_ += other.total_;
-    }
-    /// The value below which a fraction `q` of the recordings lie (the middle of its bucket).
-    double quantile(double q) const noexcept {
-        const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(total_));
-        std::uint64_t seen = 0;
-        for (std::size_t i = 0; i < buckets; ++i) {
-            seen += counts_[i];
-            if (seen > rank) return static_cast<double>(lower(i)) + width(i) / 2.0;
-        }
-        return 0;
-    }
-
-private:
-    static constexpr int sub_bits = 7;
-    static constexpr std::uint64_t linear = 2 << sub_bits, sub = 1 << sub_bits;
-    static constexpr std::size_t buckets = linear + (64 - sub_bits - 1) * sub;
-
-    static std::size_t index(std::uint64_t v) noexcept {
-        if (v < linear) return v;
-        const int shift = std::bit_width(v) - (sub_bits + 1);  // v >> shift is in [sub, 2 sub)
-        return linear + (shift - 1) * sub + ((v >> shift) - sub);
-    }
-    static std::uint64_t lower(std::size_t i) noexcept {
-        if (i < linear) return i;
-        const std::size_t shift = (i - linear) / sub + 1;
-        return ((i - linear) % sub + sub) << shift;
-    }
-    static double width(std::size_t i) noexcept {
-        return i < linear ? 1.0 : static_cast<double>(std::uint64_t{1} << ((i - linear) / sub + 1));
-    }
-
-    std::array<std::uint64_t, buckets> counts_{};
-    std::uint64_t total_ = 0;
-};
-
 /// One io_thread and the results of its connections (written on that thread only; read by
 /// main once every connection's task has been joined).
 struct lane {
     corio::io_thread thread;
-    histogram latency;
+    examples::histogram latency;
     std::uint64_t roundtrips = 0;
     int errors = 0;
     lane(int i, corio::context_options options)
@@ -207,7 +165,7 @@ corio::task<int> run_client(const options& o, std::vector<std::unique_ptr<lane>>
     const std::chrono::duration<double> seconds = steady::now() - start;
     for (int fd : fds) ::close(fd);
 
-    histogram latency;
+    examples::histogram latency;
     std::uint64_t roundtrips = 0;
     int errors = 0;
     for (auto& ln : lanes) {
@@ -239,85 +197,39 @@ constexpr std::string_view usage =
     "Prints one line: roundtrips= seconds= rt_per_s= p50_us= p99_us= p999_us= errors= backend=\n"
     "connections= size= pipeline=. Exit status 1 if a connection failed or an echo was wrong.\n";
 
-template <class T>
-bool parse(std::string_view text, T& out, T min, T max) {
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return ec == std::errc() && end == text.data() + text.size() && out >= min && out <= max;
-}
-
-bool parse_backend(std::string_view text, corio::backend_kind& out) {
-    for (auto kind : {corio::backend_kind::automatic, corio::backend_kind::io_uring,
-                      corio::backend_kind::epoll, corio::backend_kind::poll}) {
-        if (text == corio::to_string(kind)) return out = kind, true;
-    }
-    return false;
-}
-
-/// Parses the command line into `o`; false (after a message) on a bad flag or value.
-bool parse_options(int argc, char** argv, options& o) {
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view flag = argv[i];
-        if (i + 1 == argc) {
-            fmt::print(stderr, "echo_client: {}: {}\n", flag,
-                       flag.starts_with("--") ? "missing value" : "unexpected argument");
-            return false;
-        }
-        const std::string_view value = argv[++i];
-        bool ok;
-        if (flag == "--host") {
-            ok = bool(corio::net::ip(value, 0));
-            o.host = value;
-        } else if (flag == "--port") {
-            ok = parse(value, o.port, 1, 65535);
-        } else if (flag == "--connections") {
-            ok = parse(value, o.connections, 1, 1'000'000);
-        } else if (flag == "--threads") {
-            ok = parse(value, o.threads, 1, 1024);
-        } else if (flag == "--size") {
-            ok = parse<std::size_t>(value, o.size, 1, 64 << 20);
-        } else if (flag == "--pipeline") {
-            ok = parse<std::size_t>(value, o.pipeline, 1, 4096);
-        } else if (flag == "--duration") {
-            ok = parse(value, o.duration, 0.001, 1e6);
-        } else if (flag == "--backend") {
-            ok = parse_backend(value, o.backend);
-        } else {
-            fmt::print(stderr, "echo_client: unknown option {} (see --help)\n", flag);
-            return false;
-        }
-        if (!ok) {
-            fmt::print(stderr, "echo_client: bad value for {}: '{}' (see --help)\n", flag, value);
-            return false;
-        }
-    }
-    return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    for (int i = 1; i < argc; ++i) {
-        if (std::string_view(argv[i]) == "--help") {
-            fmt::print("{}", usage);
-            return 0;
-        }
-    }
     options o;
-    if (!parse_options(argc, argv, o)) return 2;
-    // Many connections need many fds: take all the hard limit allows.
-    rlimit fds{};
-    if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
-        fds.rlim_cur = fds.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &fds);
+    examples::flags flags("echo_client", usage);
+    flags.text("--host", o.host, "a numeric IP address",
+               [](std::string_view host) { return corio::net::ip(host, 0).ok(); });
+    flags.number("--port", o.port, 1, 65535).number("--connections", o.connections, 1, 1'000'000);
+    flags.number("--threads", o.threads, 1, 1024).number("--size", o.size, 1, 64 << 20);
+    flags.number("--pipeline", o.pipeline, 1, 4096).number("--duration", o.duration, 0.001, 1e6);
+    flags.backend(o.backend);
+    if (std::optional<int> status = flags.parse(argc, argv)) return *status;
+    // Every connection is an fd; each thread's context a few more. Better to fail now than
+    // after thousands of connections.
+    const rlim_t needed = o.connections + 16 * o.threads + 64, limit = examples::raise_fd_limit();
+    if (limit < needed) {
+        fmt::print(stderr,
+                   "echo_client: --connections {} needs about {} fds, but the hard limit is {} "
+                   "(raise it, e.g. `ulimit -Hn` as root, or use fewer connections)\n",
+                   o.connections, needed, limit);
+        return 1;
     }
-
-    const corio::context_options context_options{.backend = o.backend, .name = "echo_client"};
-    const corio::net::address server =
-        corio::net::ip(o.host, static_cast<std::uint16_t>(o.port)).value();
-    corio::context ctx(context_options);
-    std::vector<std::unique_ptr<lane>> lanes;
-    for (int i = 0; i < o.threads; ++i) lanes.push_back(std::make_unique<lane>(i, context_options));
-    const int status = corio::run(ctx, run_client(o, lanes, server));
-    lanes.clear();  // stops and joins the io_threads
-    return status;
+    try {
+        const corio::context_options context_options{.backend = o.backend, .name = "echo_client"};
+        const corio::net::address server =
+            corio::net::ip(o.host, static_cast<std::uint16_t>(o.port)).value();
+        corio::context ctx(context_options);
+        std::vector<std::unique_ptr<lane>> lanes;
+        for (int i = 0; i < o.threads; ++i)
+            lanes.push_back(std::make_unique<lane>(i, context_options));
+        return corio::run(ctx, run_client(o, lanes, server));  // ~lane: stops and joins
+    } catch (const corio::error& e) {  // e.g. a backend this machine refuses
+        fmt::print(stderr, "echo_client: {}\n", e.what());
+        return 1;
+    }
 }

@@ -5,6 +5,9 @@
 // with --pipeline all in one write before any response is read. Every response is read by its
 // Content-Length (a response without one ends with the connection); its status line is printed,
 // then its body, or with --quiet only its size.
+#include "common/flags.hpp"
+
+#include <corio/error.hpp>
 #include <corio/io.hpp>
 #include <corio/net.hpp>
 #include <corio/spawn.hpp>
@@ -16,7 +19,6 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
-#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -142,50 +144,44 @@ constexpr std::string_view usage =
 
 int main(int argc, char** argv) {
     options opt;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        bool ok = true;
-        if (arg == "--help") {
-            fmt::print("{}", usage);
-            return 0;
-        } else if (arg == "--pipeline" || arg == "--quiet" || arg == "--fail") {
-            (arg == "--pipeline" ? opt.pipeline : arg == "--quiet" ? opt.quiet : opt.fail) = true;
-        } else if (arg == "--repeat") {
-            const char* n = i + 1 < argc ? argv[++i] : "";
-            auto [end, ec] = std::from_chars(n, n + std::strlen(n), opt.repeat);
-            ok = ec == std::errc() && *end == '\0' && opt.repeat > 0;
-        } else if (arg.starts_with("http://")) {  // host: up to the path
-            const std::string_view rest = arg.substr(7);
-            const std::size_t slash = rest.find('/');
-            const std::string_view host = rest.substr(0, slash);
-            ok = !host.empty() && (opt.host.empty() || opt.host == host);
-            opt.host = host;
-            opt.paths.emplace_back(slash == rest.npos ? "/" : rest.substr(slash));
-        } else {
-            ok = false;
-        }
-        if (!ok) {
-            fmt::print(stderr, "http_get: bad argument '{}' (see --help)\n", arg);
+    std::vector<std::string_view> urls;
+    examples::flags flags("http_get", usage);
+    flags.number("--repeat", opt.repeat, 1, 1'000'000).toggle("--pipeline", opt.pipeline);
+    flags.toggle("--quiet", opt.quiet).toggle("--fail", opt.fail).operands(urls);
+    if (std::optional<int> status = flags.parse(argc, argv)) return *status;
+    // http://<IPv4 address>:<port>/<path>, all on the same server.
+    std::optional<corio::net::address> server;
+    for (std::string_view url : urls) {
+        const std::string_view rest = url.starts_with("http://") ? url.substr(7) : "";
+        const std::string_view host = rest.substr(0, rest.find('/'));
+        const std::size_t colon = host.rfind(':');
+        const std::string_view digits = colon == host.npos ? "" : host.substr(colon + 1);
+        std::uint16_t port = 0;
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+        corio::result<corio::net::address> address =
+            ec != std::errc() || end != digits.data() + digits.size() || port == 0
+                ? corio::result<corio::net::address>::from_errno(EINVAL)
+                : corio::net::ip(host.substr(0, colon), port);
+        if (!address || (server && opt.host != host)) {
+            fmt::print(stderr,
+                       "http_get: bad URL '{}': expected http://<IPv4 address>:<port>/"
+                       "<path>, all on one server (see --help)\n",
+                       url);
             return 2;
         }
+        server = *address;
+        opt.host = host;
+        opt.paths.emplace_back(host.size() == rest.size() ? "/" : rest.substr(host.size()));
     }
-    // The server: "<IPv4 address>:<port>".
-    const std::string_view host = opt.host;
-    const std::size_t colon = host.rfind(':');
-    std::uint16_t port = 0;
-    bool has_port = false;
-    if (colon != host.npos) {
-        auto [end, ec] = std::from_chars(host.data() + colon + 1, host.data() + host.size(), port);
-        has_port = ec == std::errc() && end == host.data() + host.size() && port != 0;
-    }
-    corio::result<corio::net::address> server =
-        has_port ? corio::net::ip(host.substr(0, colon), port)
-                 : corio::result<corio::net::address>::from_errno(EINVAL);
-    if (opt.paths.empty() || !server) {
-        fmt::print(stderr,
-                   "http_get: expected URLs as http://<IPv4 address>:<port>/<path> (see --help)\n");
+    if (!server) {
+        fmt::print(stderr, "http_get: no URL (see --help)\n");
         return 2;
     }
-    corio::context ctx;
-    return corio::run(ctx, get_all(opt, *server));
+    try {
+        corio::context ctx({.name = "http_get"});
+        return corio::run(ctx, get_all(opt, *server));
+    } catch (const corio::error& e) {  // e.g. a bad CORIO_BACKEND
+        fmt::print(stderr, "http_get: {}\n", e.what());
+        return 1;
+    }
 }
