@@ -6,6 +6,8 @@
 // Content-Length (a response without one ends with the connection); its status line is printed,
 // then its body, or with --quiet only its size.
 #include "common/flags.hpp"
+#include "http/response.hpp"
+#include "http/url.hpp"
 
 #include <corio/error.hpp>
 #include <corio/io.hpp>
@@ -16,8 +18,6 @@
 
 #include <unistd.h>
 #include <array>
-#include <cctype>
-#include <charconv>
 #include <cstdio>
 #include <optional>
 #include <span>
@@ -57,24 +57,11 @@ corio::task<corio::result<response>> read_response(int fd, std::string& buffered
         if (!n) co_return corio::result<response>::from_errno(n.error().value());
         if (*n == 0) co_return corio::result<response>::from_errno(ECONNRESET);
     }
-    const std::string_view head(buffered.data(), head_end);
-    response r;
-    r.status_line = head.substr(0, head.find("\r\n"));
-    const char* status = r.status_line.c_str() + 9;  // "HTTP/1.1 200 OK"
-    if (r.status_line.size() < 12 || !r.status_line.starts_with("HTTP/1.") ||
-        std::from_chars(status, status + 3, r.status).ptr != status + 3)
-        co_return corio::result<response>::from_errno(EPROTO);
-    // Header names are case-insensitive: search a lower-cased copy of the head.
-    std::string lower(head);
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::optional<std::size_t> length;
-    if (std::size_t at = lower.find("\r\ncontent-length:"); at != std::string::npos) {
-        const char* digits = lower.c_str() + at + 17;
-        while (*digits == ' ') ++digits;
-        length.emplace();
-        if (std::from_chars(digits, lower.c_str() + lower.size(), *length).ec != std::errc())
-            co_return corio::result<response>::from_errno(EPROTO);
-    }
+    std::optional<http::parsed_response> head =
+        http::parse_response_head({buffered.data(), head_end});
+    if (!head) co_return corio::result<response>::from_errno(EPROTO);
+    response r{.status_line = std::string(head->status_line), .body = {}, .status = head->status};
+    std::optional<std::size_t> length = head->content_length;
     buffered.erase(0, head_end + 4);
     while (!length || buffered.size() < *length) {
         corio::result<std::size_t> n = co_await more();
@@ -149,29 +136,22 @@ int main(int argc, char** argv) {
     flags.number("--repeat", opt.repeat, 1, 1'000'000).toggle("--pipeline", opt.pipeline);
     flags.toggle("--quiet", opt.quiet).toggle("--fail", opt.fail).operands(urls);
     if (std::optional<int> status = flags.parse(argc, argv)) return *status;
-    // http://<IPv4 address>:<port>/<path>, all on the same server.
     std::optional<corio::net::address> server;
-    for (std::string_view url : urls) {
-        const std::string_view rest = url.starts_with("http://") ? url.substr(7) : "";
-        const std::string_view host = rest.substr(0, rest.find('/'));
-        const std::size_t colon = host.rfind(':');
-        const std::string_view digits = colon == host.npos ? "" : host.substr(colon + 1);
-        std::uint16_t port = 0;
-        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+    for (std::string_view text : urls) {
+        const std::optional<http::url> url = http::parse_url(text);
         corio::result<corio::net::address> address =
-            ec != std::errc() || end != digits.data() + digits.size() || port == 0
-                ? corio::result<corio::net::address>::from_errno(EINVAL)
-                : corio::net::ip(host.substr(0, colon), port);
-        if (!address || (server && opt.host != host)) {
+            url ? corio::net::ip(url->host, url->port)
+                : corio::result<corio::net::address>::from_errno(EINVAL);
+        if (!address || (server && opt.host != url->authority)) {
             fmt::print(stderr,
-                       "http_get: bad URL '{}': expected http://<IPv4 address>:<port>/"
-                       "<path>, all on one server (see --help)\n",
-                       url);
+                       "http_get: bad URL '{}': expected http://<IPv4 address>:<port>/<path>, all "
+                       "on one server\n",
+                       text);
             return 2;
         }
         server = *address;
-        opt.host = host;
-        opt.paths.emplace_back(host.size() == rest.size() ? "/" : rest.substr(host.size()));
+        opt.host = url->authority;
+        opt.paths.emplace_back(url->path);
     }
     if (!server) {
         fmt::print(stderr, "http_get: no URL (see --help)\n");

@@ -3,6 +3,7 @@
 #include "http/request.hpp"
 #include "http/request_stream.hpp"
 #include "http/response.hpp"
+#include "http/url.hpp"
 
 #include <doctest/doctest.h>
 
@@ -191,4 +192,34 @@ TEST_CASE("response heads carry the status, length and close") {
     CHECK(http::response_head(405, 0, "text/plain", false).find("Allow: GET, HEAD\r\n") !=
           std::string::npos);
     CHECK(http::reason(431) == "Request Header Fields Too Large");
+}
+
+TEST_CASE("response heads are parsed: status, and Content-Length if any") {
+    const auto r = http::parse_response_head(
+        "HTTP/1.1 404 Not Found\r\nServer: corio\r\ncontent-LENGTH:  14 \r\nX: y");
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    CHECK(r->status_line == "HTTP/1.1 404 Not Found");
+    CHECK(r->content_length == 14);
+    CHECK(!http::parse_response_head("HTTP/1.0 200 OK\r\nX: y")->content_length);
+    for (std::string_view bad : {"", "HTTP/1.1", "HTTP/1.1 2x0 OK", "HTTP/2 200 OK",
+                                 "HTTP/1.1 200 OK\r\nContent-Length: 1x", "ICY 200 OK"}) {
+        CAPTURE(bad);
+        CHECK(!http::parse_response_head(bad));
+    }
+}
+
+TEST_CASE("URLs: http://host:port and a path, nothing else") {
+    const auto u = http::parse_url("http://127.0.0.1:8080/file/a?b");
+    REQUIRE(u);
+    CHECK(u->authority == "127.0.0.1:8080");
+    CHECK(u->host == "127.0.0.1");
+    CHECK(u->port == 8080);
+    CHECK(u->path == "/file/a?b");
+    CHECK(http::parse_url("http://127.0.0.1:1")->path == "/");
+    for (std::string_view bad : {"", "http://", "https://a:1/", "http://a/", "http://a:0/",
+                                 "http://a:65536/", "http://:80/", "http://a:8x/", "ftp://a:1/"}) {
+        CAPTURE(bad);
+        CHECK(!http::parse_url(bad));
+    }
 }
