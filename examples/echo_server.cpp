@@ -1,17 +1,12 @@
 // echo_server — a TCP echo server: an accept loop and one coroutine per connection.
 //
-// The main context accepts. With --threads 1 it also serves every connection; with N > 1 each
-// accepted connection is spawned onto the next of N io_threads (round-robin) and lives there.
-// A connection's round trip is one recv and one send, into a buffer in its coroutine frame:
-// nothing is allocated per message. What a server must survive:
-// - a client that vanishes mid-write: send fails with EPIPE/ECONNRESET (corio::send passes
-//   MSG_NOSIGNAL, so no SIGPIPE) and the connection is closed;
-// - a half-close: recv returns 0 once everything sent before it has been echoed;
-// - running out of fds: the soft RLIMIT_NOFILE is raised to the hard limit at start, and when
-//   accept still fails with EMFILE/ENFILE the acceptor backs off (1 ms, doubling up to 100 ms)
-//   while the open connections go on being served, and accepts again once some have closed.
-// SIGINT/SIGTERM (a corio::signal_set) stop the acceptor and cancel every connection (its
-// pending recv/send ends with ECANCELED); then each thread's connection count is printed.
+// The main context accepts; with --threads N > 1 each connection is spawned onto the next of N
+// io_threads (round-robin) and lives there. A round trip is one recv and one send into a buffer
+// in the coroutine frame: nothing is allocated per message. A client that vanishes mid-write
+// is an EPIPE/ECONNRESET from send (MSG_NOSIGNAL: no SIGPIPE), a half-close a recv of 0 once
+// all was echoed. Out of fds (EMFILE), the acceptor backs off (1 ms, doubling up to 100 ms)
+// while open connections are served. SIGINT/SIGTERM (a corio::signal_set) stop the acceptor and
+// cancel every connection (ECANCELED); then each thread's connection count is printed.
 #include "common/connection_count.hpp"
 #include "common/fd_limit.hpp"
 #include "common/flags.hpp"
@@ -28,6 +23,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <optional>
