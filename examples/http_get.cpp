@@ -1,10 +1,8 @@
 // http_get — a small HTTP/1.1 client: GETs its URLs over one keep-alive connection.
 //
-// The URLs must all name the same server, as http://<numeric IPv4>:<port>/<path> (no DNS, no
-// TLS). The requests go one after the other, each sent once the previous response is in, or
-// with --pipeline all in one write before any response is read. Every response is read by its
-// Content-Length (a response without one ends with the connection); its status line is printed,
-// then its body, or with --quiet only its size.
+// The requests go one after the other, each sent once the previous response is in, or with
+// --pipeline all in one write before any response is read. Each response is read by its
+// Content-Length (without one, it ends with the connection).
 #include "common/flags.hpp"
 #include "http/response.hpp"
 #include "http/url.hpp"
@@ -34,44 +32,32 @@ struct options {
     std::vector<std::string> paths;
 };
 
-/// A response, as far as it is printed.
-struct response {
-    std::string status_line;
-    std::string body;
-    int status = 0;
-};
-
-/// Reads one response from `fd`, `buffered` holding what was received beyond the previous one
-/// (and keeping what comes beyond this one): an error if the connection fails or ends early, or
-/// the response is not HTTP/1.x.
-corio::task<corio::result<response>> read_response(int fd, std::string& buffered) {
-    std::array<std::byte, 65536> buf;
-    auto more = [&]() -> corio::task<corio::result<std::size_t>> {
-        corio::result<std::size_t> n = co_await corio::recv(fd, buf);
-        if (n) buffered.append(reinterpret_cast<const char*>(buf.data()), *n);
-        co_return n;
-    };
-    std::size_t head_end;
-    while ((head_end = buffered.find("\r\n\r\n")) == std::string::npos) {
-        corio::result<std::size_t> n = co_await more();
-        if (!n) co_return corio::result<response>::from_errno(n.error().value());
-        if (*n == 0) co_return corio::result<response>::from_errno(ECONNRESET);
+/// Reads one response from `fd` and prints its status line, then its body (`quiet`: its size).
+/// `buffered` holds what was received beyond the previous response, and keeps what comes beyond
+/// this one. The status; an error if the connection fails or ends early, or the response is not
+/// HTTP/1.x.
+corio::task<corio::result<int>> print_response(int fd, std::string& buffered, bool quiet) {
+    std::array<char, 65536> buf;
+    for (bool at_end = false;;) {
+        const http::response_frame frame = http::frame_response(buffered, at_end);
+        if (frame.bad) co_return corio::result<int>::from_errno(EPROTO);
+        if (frame.size > 0) {
+            fmt::print("{}\n", frame.head->status_line);
+            if (quiet) {
+                fmt::print("({} bytes)\n", frame.body.size());
+            } else {
+                std::fwrite(frame.body.data(), 1, frame.body.size(), stdout);
+            }
+            buffered.erase(0, frame.size);  // last: the frame's views point into it
+            co_return frame.head->status;
+        }
+        if (at_end) co_return corio::result<int>::from_errno(ECONNRESET);
+        corio::result<std::size_t> n =
+            co_await corio::recv(fd, std::as_writable_bytes(std::span(buf)));
+        if (!n) co_return n.error();
+        buffered.append(buf.data(), *n);
+        at_end = *n == 0;
     }
-    std::optional<http::parsed_response> head =
-        http::parse_response_head({buffered.data(), head_end});
-    if (!head) co_return corio::result<response>::from_errno(EPROTO);
-    response r{.status_line = std::string(head->status_line), .body = {}, .status = head->status};
-    std::optional<std::size_t> length = head->content_length;
-    buffered.erase(0, head_end + 4);
-    while (!length || buffered.size() < *length) {
-        corio::result<std::size_t> n = co_await more();
-        if (!n) co_return corio::result<response>::from_errno(n.error().value());
-        if (*n == 0 && length) co_return corio::result<response>::from_errno(ECONNRESET);
-        if (*n == 0) length = buffered.size();  // no Content-Length: the body ends with the stream
-    }
-    r.body = buffered.substr(0, *length);
-    buffered.erase(0, *length);
-    co_return r;
 }
 
 corio::task<int> get_all(const options& opt, const corio::net::address& server) {
@@ -81,39 +67,28 @@ corio::task<int> get_all(const options& opt, const corio::net::address& server) 
         co_return 1;
     }
     std::vector<std::string> requests;
-    for (int i = 0; i < opt.repeat; ++i) {
-        for (const std::string& path : opt.paths)
-            requests.push_back(fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", path, opt.host));
-    }
     std::string all_at_once;  // --pipeline: every request in one write
-    for (const std::string& r : requests) all_at_once += r;
-
+    for (int i = 0; i < opt.repeat; ++i) {
+        for (const std::string& path : opt.paths) {
+            requests.push_back(fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", path, opt.host));
+            all_at_once += requests.back();
+        }
+    }
     int exit_code = 0;
     std::string buffered;
     for (std::size_t i = 0; i < requests.size(); ++i) {
         const std::string& out = opt.pipeline ? all_at_once : requests[i];
-        if (i == 0 || !opt.pipeline) {
-            corio::result<std::size_t> sent =
-                co_await corio::write_all(*fd, std::as_bytes(std::span(out)));
-            if (!sent) {
-                fmt::print(stderr, "http_get: {}: {}\n", opt.host, sent.error().message());
-                exit_code = 1;
-                break;
-            }
-        }
-        corio::result<response> r = co_await read_response(*fd, buffered);
-        if (!r) {
-            fmt::print(stderr, "http_get: {}: {}\n", opt.host, r.error().message());
+        corio::result<std::size_t> sent = 0;
+        if (i == 0 || !opt.pipeline)
+            sent = co_await corio::write_all(*fd, std::as_bytes(std::span(out)));
+        corio::result<int> status = sent.error();
+        if (sent) status = co_await print_response(*fd, buffered, opt.quiet);
+        if (!status) {
+            fmt::print(stderr, "http_get: {}: {}\n", opt.host, status.error().message());
             exit_code = 1;
             break;
         }
-        fmt::print("{}\n", r->status_line);
-        if (opt.quiet) {
-            fmt::print("({} bytes)\n", r->body.size());
-        } else {
-            std::fwrite(r->body.data(), 1, r->body.size(), stdout);
-        }
-        if (opt.fail && (r->status < 200 || r->status > 299)) exit_code = 1;
+        if (opt.fail && (*status < 200 || *status > 299)) exit_code = 1;
     }
     ::close(*fd);
     co_return exit_code;

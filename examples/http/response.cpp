@@ -64,4 +64,20 @@ std::optional<parsed_response> parse_response_head(std::string_view head) noexce
     return r;
 }
 
+response_frame frame_response(std::string_view bytes, bool at_end) noexcept {
+    const std::size_t head_end = bytes.find("\r\n\r\n");
+    if (head_end == bytes.npos) return {};
+    response_frame f;
+    f.head = parse_response_head(bytes.substr(0, head_end));
+    f.bad = !f.head;
+    if (f.bad) return f;
+    const std::string_view rest = bytes.substr(head_end + 4);
+    if (!f.head->content_length && !at_end) return {};
+    const std::size_t length = f.head->content_length.value_or(rest.size());
+    if (rest.size() < length) return {};
+    f.body = rest.substr(0, length);
+    f.size = head_end + 4 + length;
+    return f;
+}
+
 }  // namespace http

@@ -29,4 +29,18 @@ struct parsed_response {
 /// any, a number.
 std::optional<parsed_response> parse_response_head(std::string_view head) noexcept;
 
+/// What frame_response finds at the start of a byte stream: a complete response (size > 0), an
+/// incomplete one (size 0), or bytes that can never be a response (bad).
+struct response_frame {
+    std::optional<parsed_response> head;
+    std::string_view body;
+    std::size_t size = 0;  ///< the head's and the body's bytes: the next response starts there
+    bool bad = false;      ///< the head is not one parse_response_head accepts
+};
+
+/// Frames the response at the start of `bytes`: its head up to the empty line, then its body by
+/// Content-Length, or, without one, up to the end of the stream: `at_end` says no byte will
+/// follow `bytes`. Views into `bytes`; never allocates.
+response_frame frame_response(std::string_view bytes, bool at_end) noexcept;
+
 }  // namespace http

@@ -209,6 +209,29 @@ TEST_CASE("response heads are parsed: status, and Content-Length if any") {
     }
 }
 
+TEST_CASE("responses are framed by Content-Length, or by the end of the stream without one") {
+    const std::string two =
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 404 No\r\n\r\nx";
+    const http::response_frame first = http::frame_response(two, false);
+    REQUIRE(first.head);
+    CHECK(first.head->status == 200);
+    CHECK(first.body == "abc");
+    CHECK(first.size == two.find("abc") + 3);
+    for (std::size_t n = 0; n < first.size; ++n) {
+        CAPTURE(n);
+        CHECK(http::frame_response(std::string_view(two).substr(0, n), false).size == 0);
+    }
+    const std::string_view rest = std::string_view(two).substr(first.size);
+    CHECK(http::frame_response(rest, false).size == 0);  // no Content-Length: more may come
+    const http::response_frame last = http::frame_response(rest, true);
+    CHECK(last.head->status == 404);
+    CHECK(last.body == "x");
+    CHECK(last.size == rest.size());
+    CHECK(http::frame_response("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab", true).size == 0);
+    CHECK(http::frame_response("SSH-2.0\r\n\r\n", false).bad);
+    CHECK(!http::frame_response("HTTP/1.1 200 OK\r\n", true).bad);
+}
+
 TEST_CASE("URLs: http://host:port and a path, nothing else") {
     const auto u = http::parse_url("http://127.0.0.1:8080/file/a?b");
     REQUIRE(u);
