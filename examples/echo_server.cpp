@@ -1,12 +1,10 @@
 // echo_server — a TCP echo server: an accept loop and one coroutine per connection.
 //
-// The main context accepts; with --threads N > 1 each connection is spawned onto the next of N
-// io_threads (round-robin) and lives there. A round trip is one recv and one send into a buffer
-// in the coroutine frame: nothing is allocated per message. A client that vanishes mid-write
-// is an EPIPE/ECONNRESET from send (MSG_NOSIGNAL: no SIGPIPE), a half-close a recv of 0 once
-// all was echoed. Out of fds (EMFILE), the acceptor backs off (1 ms, doubling up to 100 ms)
-// while open connections are served. SIGINT/SIGTERM (a corio::signal_set) stop the acceptor and
-// cancel every connection (ECANCELED); then each thread's connection count is printed.
+// With --threads N > 1 the main context accepts and each connection is spawned onto the next of
+// N io_threads, round-robin. A client that vanishes mid-write is an EPIPE or ECONNRESET from send
+// (never SIGPIPE), a half-close a recv of 0 once all was echoed. SIGINT/SIGTERM stop the acceptor
+// and cancel every connection (ECANCELED); then each thread's connection count is printed.
+#include "common/accept_backoff.hpp"
 #include "common/connection_count.hpp"
 #include "common/fd_limit.hpp"
 #include "common/flags.hpp"
@@ -24,7 +22,6 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -32,13 +29,11 @@
 
 namespace {
 
-using namespace std::chrono_literals;
-
 /// Where connections are served: an io_thread's context, or (--threads 1) the main one.
 struct worker {
     std::optional<corio::io_thread> thread;
     corio::context* ctx;
-    std::atomic<int> connections{0};  // counted on the worker's thread, read after join()
+    std::atomic<int> connections{0};  // counted on the worker's thread, read once it ended
 };
 
 corio::task<void> serve(int fd, worker& self, examples::connection_count& count) {
@@ -62,7 +57,7 @@ corio::task<void> serve(int fd, worker& self, examples::connection_count& count)
 
 corio::task<void> accept_loop(int listener, std::vector<std::unique_ptr<worker>>& workers,
                               examples::connection_count& count, std::stop_token shutdown) {
-    std::chrono::milliseconds backoff{0};  // non-zero while accept runs out of fds
+    examples::accept_backoff backoff;  // out of fds: open connections are still served
     for (std::size_t next = 0;;) {
         corio::result<int> fd = co_await corio::accept(listener);
         if (!fd) {
@@ -70,22 +65,16 @@ corio::task<void> accept_loop(int listener, std::vector<std::unique_ptr<worker>>
             // out of fds, even a sanitizer's check of that virtual call would fail.
             const int err = fd.error().value();
             if (err == ECANCELED) co_return;  // shutdown
-            if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+            if (!backoff.shortage(err)) {
                 fmt::print(stderr, "echo_server: accept: {}\n", std::strerror(err));
-                continue;  // e.g. ECONNABORTED: that client gave up; the next one is fine
+                continue;
             }
-            // The pending connection stays in the backlog: retrying at once would spin.
-            if (backoff == 0ms) {
+            if (backoff.idle())
                 fmt::print(stderr, "echo_server: accept: {}: backing off\n", std::strerror(err));
-            }
-            backoff = std::min(std::max(2 * backoff, 1ms), 100ms);
-            if (!co_await corio::sleep_for(backoff)) co_return;  // shutdown
+            if (!co_await corio::sleep_for(backoff.next())) co_return;  // shutdown
             continue;
         }
-        if (backoff > 0ms) {
-            fmt::print(stderr, "echo_server: accepting again\n");
-            backoff = 0ms;
-        }
+        if (backoff.recovered()) fmt::print(stderr, "echo_server: accepting again\n");
         const int one = 1;  // echo at once, without waiting for the previous echo's ACK
         setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         worker& w = *workers[next++ % workers.size()];
@@ -107,12 +96,9 @@ corio::task<void> run_server(int listener, corio::signal_set& signals,
 }
 
 constexpr std::string_view usage =
-    "usage: echo_server [--port P] [--threads N] [--backend B]\n"
-    "  --port P     port to listen on, on 127.0.0.1 (0: any free one; default 7777)\n"
-    "  --threads N  1 (default): one thread accepts and serves; N > 1: the main thread accepts\n"
-    "               and N io_threads serve the connections, round-robin\n"
-    "  --backend B  auto (CORIO_BACKEND, else the best available; default), io_uring, epoll, poll\n"
-    "Stops on SIGINT or SIGTERM, printing how many connections each thread served.\n";
+    "usage: echo_server [--port P] [--threads N] [--backend auto|io_uring|epoll|poll]\n"
+    "  --port P     on 127.0.0.1 (0: any free one; default 7777)\n"
+    "  --threads N  1 (default): the accepting thread serves; N > 1: N io_threads do\n";
 
 }  // namespace
 
@@ -146,14 +132,10 @@ int main(int argc, char** argv) {
                    corio::net::local_address(*listener)->to_string(),
                    corio::to_string(ctx.backend()), threads, threads == 1 ? "" : "s", fd_limit);
         std::fflush(stdout);
-
         examples::connection_count count;
         corio::run(ctx, run_server(*listener, signals, workers, count));
-        for (auto& w : workers) {
-            if (w->thread) w->thread->stop();  // every connection has closed: nothing to drain
-        }
         for (std::size_t i = 0; i < workers.size(); ++i) {
-            if (workers[i]->thread) workers[i]->thread->join();
+            workers[i]->thread.reset();  // stops and joins it: every connection has closed
             fmt::print("thread {}: {} connections\n", i, workers[i]->connections.load());
         }
         ::close(*listener);
