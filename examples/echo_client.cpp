@@ -1,16 +1,14 @@
 // echo_client — a load generator for echo servers: round trips per second and their latency.
 //
-// Opens --connections TCP connections, spread round-robin over --threads io_threads, and once
-// all are connected runs them for --duration seconds. Each connection sends --pipeline messages
-// of --size bytes at once, reads the echoes back comparing every byte, and repeats. Every
-// message is a different slice of a random pattern (chosen by connection and message number),
-// so a lost, repeated or reordered byte is caught. One message echoed is one round trip; its
-// latency (from sending its batch to its last byte back) goes into a fixed-size histogram of
-// the thread. Nothing is allocated per message. The last line of output is a summary for scripts:
-//   roundtrips=N seconds=S rt_per_s=R p50_us=X p99_us=X p999_us=X errors=E backend=B ...
+// Opens --connections connections, spread round-robin over --threads io_threads, and once all
+// are connected runs them for --duration seconds. Each connection sends --pipeline messages of
+// --size bytes at once, then reads the echoes back and compares every byte: each message is a
+// different slice of a random pattern, so a lost, repeated or reordered byte is caught. Nothing
+// is allocated per message. The last line of output is a summary for scripts (see --help).
 #include "common/fd_limit.hpp"
 #include "common/flags.hpp"
-#include "common/histogram.hpp"
+#include "common/load_stats.hpp"
+#include "common/message_pattern.hpp"
 
 #include <corio/error.hpp>
 #include <corio/io.hpp>
@@ -25,35 +23,27 @@
 #include <unistd.h>
 #include <algorithm>
 #include <chrono>
-#include <cstdint>
-#include <cstring>
 #include <memory>
-#include <random>
-#include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 namespace {
 
 using steady = std::chrono::steady_clock;
 
-/// One io_thread and the results of its connections (written on that thread only; read by
-/// main once every connection's task has been joined).
+/// One io_thread and what its connections measured (written on that thread only; read by main
+/// once every connection's task has been joined).
 struct lane {
     corio::io_thread thread;
-    examples::histogram latency;
-    std::uint64_t roundtrips = 0;
-    int errors = 0;
+    examples::load_stats stats;
     lane(int i, corio::context_options options)
         : thread(fmt::format("client-{}", i), std::move(options)) {}
 };
 
 struct load {
-    std::size_t size = 64;
-    std::size_t pipeline = 1;
-    std::vector<std::byte> pattern;  // size + 256 random bytes; message m starts at offset(m)
-    steady::time_point deadline{};
+    std::size_t size, pipeline;
+    examples::message_pattern pattern;
+    steady::time_point deadline;
 };
 
 /// At most this many bytes are in flight on a connection (sent, not yet echoed): this much
@@ -61,23 +51,18 @@ struct load {
 /// that blocks writing its echo while we block writing the rest.
 constexpr std::size_t window = 32 * 1024;
 
-std::size_t offset(int connection, std::uint64_t message) {
-    return (static_cast<std::uint64_t>(connection) * 37 + message * 101) % 251;
-}
-
 corio::task<void> drive(int fd, int id, const load& l, lane& home) {
     const std::size_t batch = l.size * l.pipeline;
     const auto out = std::make_unique_for_overwrite<std::byte[]>(batch);
     const auto in = std::make_unique_for_overwrite<std::byte[]>(std::min(batch, window));
     auto fail = [&](std::string_view what) {
         fmt::print(stderr, "echo_client: connection {}: {}\n", id, what);
-        ++home.errors;
+        ++home.stats.errors;
     };
     for (std::uint64_t message = 0;; message += l.pipeline) {
         for (std::size_t i = 0; i < l.pipeline; ++i)
-            std::memcpy(&out[i * l.size], &l.pattern[offset(id, message + i)], l.size);
+            std::ranges::copy(l.pattern.message(id, message + i), &out[i * l.size]);
         const steady::time_point sent_at = steady::now();
-        steady::time_point now = sent_at;
         std::size_t sent = 0, received = 0;
         while (received < batch) {
             if (sent < batch && sent - received < window) {
@@ -91,33 +76,23 @@ corio::task<void> drive(int fd, int id, const load& l, lane& home) {
             corio::result<std::size_t> n = co_await corio::recv(fd, {in.get(), len});
             if (!n) co_return fail(fmt::format("recv: {}", n.error().message()));
             if (*n == 0) co_return fail("the server closed the connection");
-            now = steady::now();
-            if (std::memcmp(in.get(), &out[received], *n) != 0) {
-                std::size_t at = 0;
-                while (in[at] == out[received + at]) ++at;
-                at += received;
+            const std::byte* wrong = std::mismatch(in.get(), in.get() + *n, &out[received]).first;
+            const std::size_t at = received + (wrong - in.get());
+            if (at < received + *n)
                 co_return fail(fmt::format("echo mismatch in message {} at byte {}",
                                            message + at / l.size, at % l.size));
-            }
-            const auto ns = static_cast<std::uint64_t>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent_at).count());
-            const std::size_t complete_before = received / l.size;
-            received += *n;
-            for (std::size_t m = complete_before; m < received / l.size; ++m)
-                home.latency.record(ns);
+            received += *n;  // every message completed by these bytes took this long
+            home.stats.record(received / l.size - (received - *n) / l.size,
+                              steady::now() - sent_at);
         }
-        home.roundtrips += l.pipeline;
-        if (now >= l.deadline) co_return;
+        if (steady::now() >= l.deadline) co_return;
     }
 }
 
 struct options {
     std::string host = "127.0.0.1";
-    int port = 7777;
-    int connections = 1;
-    int threads = 1;
-    std::size_t size = 64;
-    std::size_t pipeline = 1;
+    int port = 7777, connections = 1, threads = 1;
+    std::size_t size = 64, pipeline = 1;
     double duration = 3;
     corio::backend_kind backend = corio::backend_kind::automatic;
 };
@@ -145,12 +120,7 @@ corio::task<int> run_client(const options& o, std::vector<std::unique_ptr<lane>>
         co_return 1;
     }
 
-    load l{.size = o.size,
-           .pipeline = o.pipeline,
-           .pattern = std::vector<std::byte>(o.size + 256),
-           .deadline = {}};
-    std::mt19937 random(42);
-    for (std::byte& b : l.pattern) b = static_cast<std::byte>(random());
+    load l{o.size, o.pipeline, examples::message_pattern(o.size), {}};
     const steady::time_point start = steady::now();
     l.deadline = start + std::chrono::duration_cast<steady::duration>(
                              std::chrono::duration<double>(o.duration));
@@ -165,37 +135,20 @@ corio::task<int> run_client(const options& o, std::vector<std::unique_ptr<lane>>
     const std::chrono::duration<double> seconds = steady::now() - start;
     for (int fd : fds) ::close(fd);
 
-    examples::histogram latency;
-    std::uint64_t roundtrips = 0;
-    int errors = 0;
-    for (auto& ln : lanes) {
-        latency.merge(ln->latency);
-        roundtrips += ln->roundtrips;
-        errors += ln->errors;
-    }
-    fmt::print(
-        "roundtrips={} seconds={:.3f} rt_per_s={:.0f} p50_us={:.1f} p99_us={:.1f} p999_us={:.1f} "
-        "errors={} backend={} connections={} size={} pipeline={}\n",
-        roundtrips, seconds.count(), static_cast<double>(roundtrips) / seconds.count(),
-        latency.quantile(0.5) / 1e3, latency.quantile(0.99) / 1e3, latency.quantile(0.999) / 1e3,
-        errors, corio::to_string(lanes[0]->thread.get_context().backend()), o.connections, o.size,
-        o.pipeline);
-    co_return errors ? 1 : 0;
+    examples::load_stats all;
+    for (auto& ln : lanes) all.merge(ln->stats);
+    fmt::print("{} backend={} connections={} size={} pipeline={}\n", all.summary(seconds.count()),
+               corio::to_string(lanes[0]->thread.get_context().backend()), o.connections, o.size,
+               o.pipeline);
+    co_return all.errors ? 1 : 0;
 }
 
 constexpr std::string_view usage =
-    "usage: echo_client [options]\n"
-    "  --host A          the server's numeric address (default 127.0.0.1)\n"
-    "  --port P          the server's port (default 7777)\n"
-    "  --connections N   concurrent connections (default 1)\n"
-    "  --size BYTES      bytes per message (default 64)\n"
-    "  --pipeline K      messages in flight per connection (default 1)\n"
-    "  --duration S      seconds to run once all are connected (default 3; fractions allowed)\n"
-    "  --threads T       io_threads the connections are spread over (default 1)\n"
-    "  --backend B       auto, io_uring, epoll or poll (default auto: CORIO_BACKEND, else the\n"
-    "                    best available)\n"
-    "Prints one line: roundtrips= seconds= rt_per_s= p50_us= p99_us= p999_us= errors= backend=\n"
-    "connections= size= pipeline=. Exit status 1 if a connection failed or an echo was wrong.\n";
+    "usage: echo_client [--host A] [--port P] [--connections N] [--size BYTES] [--pipeline K]\n"
+    "                   [--duration S] [--threads T] [--backend auto|io_uring|epoll|poll]\n"
+    "Defaults: 127.0.0.1 (a numeric address), 7777, 1, 64, 1, 3 s, 1 thread. Prints one line:\n"
+    "roundtrips= seconds= rt_per_s= p50_us= p99_us= p999_us= errors= backend= connections= size=\n"
+    "pipeline=. Exit status 1 if a connection failed or an echo was wrong.\n";
 
 }  // namespace
 
@@ -207,15 +160,13 @@ int main(int argc, char** argv) {
     flags.number("--port", o.port, 1, 65535).number("--connections", o.connections, 1, 1'000'000);
     flags.number("--threads", o.threads, 1, 1024).number("--size", o.size, 1, 64 << 20);
     flags.number("--pipeline", o.pipeline, 1, 4096).number("--duration", o.duration, 0.001, 1e6);
-    flags.backend(o.backend);
-    if (std::optional<int> status = flags.parse(argc, argv)) return *status;
+    if (std::optional<int> status = flags.backend(o.backend).parse(argc, argv)) return *status;
     // Every connection is an fd; each thread's context a few more. Better to fail now than
     // after thousands of connections.
     const rlim_t needed = o.connections + 16 * o.threads + 64, limit = examples::raise_fd_limit();
     if (limit < needed) {
         fmt::print(stderr,
-                   "echo_client: --connections {} needs about {} fds, but the hard limit is {} "
-                   "(raise it, e.g. `ulimit -Hn` as root, or use fewer connections)\n",
+                   "echo_client: --connections {} needs about {} fds, but the hard limit is {}\n",
                    o.connections, needed, limit);
         return 1;
     }
