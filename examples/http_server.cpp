@@ -1,18 +1,15 @@
 // http_server — an HTTP/1.1 keep-alive server: one coroutine per connection, files streamed with
 // corio's file awaitables, every wait bounded by a timeout, a clean stop on SIGINT/SIGTERM.
 //
-// `GET /` answers a fixed text; `GET /file/<name>` the file <name> of --root, one plain name
-// opened under the root's fd without following symlinks, read in 64 KiB chunks at offsets
-// (io_uring reads, or the context's thread pool: the loop thread never waits on the disk). HEAD
-// omits the body, other methods get 405. Pipelined requests are answered in order. Requests are
-// parsed by http/request.hpp (pure, unit-tested): a bad one gets its 4xx/5xx and a close. A
-// request must arrive within --header-timeout (else 408 and a close; an idle connection closes
-// silently); a client that takes no response byte for that long is dropped. On a signal, every
-// connection's pending operation ends with ECANCELED (the stop token given to spawn).
+// The pure http/ library parses and routes the requests: `GET /` answers a greeting, `GET
+// /file/<name>` sends the file <name> of --root. Pipelined requests are answered in order. A
+// request must arrive within --header-timeout (else 408), and a client that takes no response
+// byte for that long is dropped.
 #include "common/connection_count.hpp"
 #include "common/flags.hpp"
 #include "http/request_stream.hpp"
 #include "http/response.hpp"
+#include "http/route.hpp"
 
 #include <corio/error.hpp>
 #include <corio/io.hpp>
@@ -65,36 +62,30 @@ corio::task<bool> send_all(int fd, std::string_view data, nanoseconds timeout) {
     co_return true;
 }
 
-/// A text answer: the greeting for 200, else the status and its reason.
-corio::task<bool> answer(int fd, const server& srv, int status, bool head_only, bool close) {
-    const std::string body = status == 200 ? "Hello from corio!\n"
-                                           : fmt::format("{} {}\n", status, http::reason(status));
-    std::string out = http::response_head(status, body.size(), "text/plain", close);
-    if (!head_only) out += body;
-    co_return co_await send_all(fd, out, srv.timeout);
-}
-
-/// GET or HEAD /file/<encoded>: false if the connection must end.
-corio::task<bool> send_file(int fd, const server& srv, std::string_view encoded, bool head_only,
-                            bool close) {
-    const std::optional<std::string> name = http::file_name(encoded);
-    if (!name) co_return co_await answer(fd, srv, 404, head_only, close);
+/// Sends answer `a`: false if the connection must end. The file is read in chunks at offsets
+/// (io_uring reads, or the context's thread pool: the loop thread never waits on the disk).
+corio::task<bool> respond(int fd, const server& srv, const http::answer& a) {
+    const std::string missing = http::text_response(404, a.head_only, a.close);
+    if (a.file.empty())
+        co_return co_await send_all(fd, http::text_response(a.status, a.head_only, a.close),
+                                    srv.timeout);
     // O_NOFOLLOW: a symlink may not lead out of the root. O_NONBLOCK: opening a FIFO must not
     // wait for a writer (cleared once the file is known to be a regular one).
     corio::result<int> file =
-        co_await corio::openat(srv.root, name->c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    if (!file) co_return co_await answer(fd, srv, 404, head_only, close);
+        co_await corio::openat(srv.root, a.file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    if (!file) co_return co_await send_all(fd, missing, srv.timeout);
     struct ::statx st {};
     corio::result<void> stat =
         co_await corio::statx(*file, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &st);
     if (!stat || !S_ISREG(st.stx_mode) || fcntl(*file, F_SETFL, 0) < 0) {
         ::close(*file);
-        co_return co_await answer(fd, srv, 404, head_only, close);
+        co_return co_await send_all(fd, missing, srv.timeout);
     }
     bool ok = co_await send_all(
-        fd, http::response_head(200, st.stx_size, "application/octet-stream", close), srv.timeout);
+        fd, http::response_head(200, st.stx_size, "application/octet-stream", a.close),
+        srv.timeout);
     std::string chunk(std::min<std::uint64_t>(st.stx_size, 64 * 1024), '\0');
-    for (std::uint64_t offset = 0; ok && !head_only && offset < st.stx_size;) {
+    for (std::uint64_t offset = 0; ok && !a.head_only && offset < st.stx_size;) {
         corio::result<std::size_t> n = co_await corio::read(
             *file, std::as_writable_bytes(std::span(chunk)), static_cast<std::int64_t>(offset));
         ok = n && *n > 0;  // a file that shrank cannot fill the promised length: end the connection
@@ -117,15 +108,6 @@ corio::task<void> drain(int fd) {
     }
 }
 
-/// Answers a request: false if the connection must end.
-corio::task<bool> respond(int fd, const server& srv, const http::request& req) {
-    const bool head_only = req.method == "HEAD", close = !req.keep_alive;
-    if (req.method != "GET" && !head_only) co_return co_await answer(fd, srv, 405, false, close);
-    if (req.path().starts_with("/file/"))
-        co_return co_await send_file(fd, srv, req.path().substr(6), head_only, close);
-    co_return co_await answer(fd, srv, req.path() == "/" ? 200 : 404, head_only, close);
-}
-
 /// One connection: requests are answered in order until the client closes, asks to, times out,
 /// errs, or shutdown begins.
 corio::task<void> serve(int fd, server& srv) {
@@ -141,12 +123,13 @@ corio::task<void> serve(int fd, server& srv) {
                 status = !n && n.error() == std::errc::timed_out && in.begun() ? 408 : -1;
         }
         if (request.problem != http::error::none) status = http::status(request.problem);
-        if (status > 0) {
-            if (co_await answer(fd, srv, status, false, true)) co_await drain(fd);
-        }
-        if (status != 0) break;
-        open = co_await respond(fd, srv, *request.head);
-        if (open && !request.head->keep_alive) {
+        if (status < 0) break;
+        const http::answer a =
+            status > 0
+                ? http::answer{.status = status, .file = {}, .head_only = false, .close = true}
+                : http::route(*request.head);
+        open = co_await respond(fd, srv, a);
+        if (open && a.close) {
             co_await drain(fd);  // the client may have sent more
             open = false;
         }
@@ -181,11 +164,9 @@ corio::task<void> run_server(int listener, server& srv, corio::signal_set& signa
 
 constexpr std::string_view usage =
     "usage: http_server [--backend B] [--port P] [--root DIR] [--header-timeout S]\n"
-    "  --backend B         auto (default), io_uring, epoll or poll\n"
-    "  --port P            port to listen on, on 127.0.0.1 (0: any free one; default 8080)\n"
-    "  --root DIR          directory served under /file/ (default: the current directory)\n"
-    "  --header-timeout S  seconds a request may take to arrive, a keep-alive connection may\n"
-    "                      idle, or a client may stall reading a response (default 10)\n";
+    "  --port P            on 127.0.0.1 (0: any free one; default 8080)\n"
+    "  --root DIR          the directory served under /file/ (default .)\n"
+    "  --header-timeout S  the seconds a request may take to arrive (default 10)\n";
 
 }  // namespace
 

@@ -3,6 +3,7 @@
 #include "http/request.hpp"
 #include "http/request_stream.hpp"
 #include "http/response.hpp"
+#include "http/route.hpp"
 #include "http/url.hpp"
 
 #include <doctest/doctest.h>
@@ -230,6 +231,43 @@ TEST_CASE("responses are framed by Content-Length, or by the end of the stream w
     CHECK(http::frame_response("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab", true).size == 0);
     CHECK(http::frame_response("SSH-2.0\r\n\r\n", false).bad);
     CHECK(!http::frame_response("HTTP/1.1 200 OK\r\n", true).bad);
+}
+
+TEST_CASE("routes: the greeting, files by plain name, 404 and 405") {
+    auto route = [](std::string_view bytes) {
+        const http::parse_result r = parse_request(bytes);
+        REQUIRE(r.head);
+        return http::route(*r.head);
+    };
+    const http::answer root = route("GET /?q HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(root.status == 200);
+    CHECK(root.file.empty());
+    CHECK(!root.head_only);
+    CHECK(!root.close);
+    const http::answer file = route("HEAD /file/a%20b HTTP/1.0\r\n\r\n");
+    CHECK(file.file == "a b");
+    CHECK(file.head_only);
+    CHECK(file.close);
+    for (std::string_view bad : {"/file/..", "/file/", "/file/a%2fb", "/other"}) {
+        CAPTURE(bad);
+        const http::answer a =
+            route(std::string("GET ") + std::string(bad) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+        CHECK(a.status == 404);
+        CHECK(a.file.empty());
+    }
+    const http::answer post = route("POST /file/a HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(post.status == 405);
+    CHECK(post.file.empty());
+}
+
+TEST_CASE("text responses: the greeting or the status, without a body for HEAD") {
+    CHECK(http::text_response(200, false, false) ==
+          "HTTP/1.1 200 OK\r\nServer: corio\r\nContent-Length: 18\r\n"
+          "Content-Type: text/plain\r\n\r\nHello from corio!\n");
+    const std::string missing = http::text_response(404, false, true);
+    CHECK(missing.ends_with("Connection: close\r\n\r\n404 Not Found\n"));
+    CHECK(http::text_response(404, true, true).ends_with("\r\n\r\n"));
+    CHECK(http::text_response(404, true, true).find("Content-Length: 14\r\n") != std::string::npos);
 }
 
 TEST_CASE("URLs: http://host:port and a path, nothing else") {
