@@ -1,23 +1,13 @@
 // cat — concatenates files to standard output with corio's file awaitables.
 //
-// Like coreutils cat: every argument is a file, `-` (or no argument at all) is standard input;
-// a file that cannot be read is reported (`cat: NAME: No such file or directory`), the others
-// are still copied, and the exit status is then 1.
-//
-// A regular file is read at explicit offsets with `depth` reads in flight, each a spawned task
-// on the same context: while one chunk is written, the next one is being read. With io_uring
-// a write and the next read leave in one io_uring_enter; on epoll and poll file reads run on
-// the context's thread pool. Pipes, terminals, sockets and a redirected standard input are read
-// in order (at the file position), one chunk at a time.
-//
-// SIGPIPE is ignored, so a reader that goes away (`cat big | head -c 10`) shows up as EPIPE
-// from the write: cat then stops quietly with status 0, the reader having had what it wanted.
-// (coreutils cat is killed by SIGPIPE instead, status 141; shells print nothing for either.)
-//
-// cat leaves the flags of its standard input and output alone (they are shared with the shell).
-// io_uring does not need O_NONBLOCK; on epoll and poll corio waits for readiness only on a
-// non-blocking fd, so there a read from a blocking pipe or terminal blocks the loop thread,
-// which has nothing else to do.
+// As coreutils cat: `-` (or no argument) is standard input; a file that cannot be read is
+// reported, the others are still copied, and the exit status is 1. A regular file is read at
+// explicit offsets, the next chunk while one is written (io_uring: a write and the next read leave
+// in one io_uring_enter; epoll and poll: file reads run on the context's thread pool); anything
+// else is read in order. Standard input and output keep the shell's flags: on epoll and poll, a
+// read from a blocking pipe blocks the idle loop thread.
+#include "common/flags.hpp"
+
 #include <corio/error.hpp>
 #include <corio/io.hpp>
 #include <corio/spawn.hpp>
@@ -29,30 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cstddef>
-#include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <system_error>
 #include <vector>
 
 namespace {
-
-// Measured with tests/bench/bench_cat.cpp (a page-cached 1 GiB file). With io_uring, two
-// buffers of 128 KiB (one being written while the next read is in flight) cost the CPU time of
-// coreutils cat, whose one 128 KiB buffer stays in the CPU cache from its read to its write;
-// four of 256 KiB cost 15-25% more into a pipe, mostly copying out of buffers that had left the
-// cache. Without io_uring every read is a thread-pool job: 256 KiB chunks halve those hand-offs
-// (128 KiB ones cost 15% more CPU).
-constexpr std::size_t depth = 2;
-
-std::size_t chunk_size(const corio::context& ctx) {
-    return ctx.has_io_uring() ? 128 << 10 : 256 << 10;
-}
-
-void report(std::string_view name, std::error_code error) {
-    fmt::print(stderr, "cat: {}: {}\n", name, error.message());
-}
 
 /// Standard output, and the first error writing to it (after which nothing more is written).
 struct output {
@@ -79,86 +53,65 @@ corio::task<corio::result<std::size_t>> read_at(int fd, std::span<std::byte> buf
     co_return got;
 }
 
-/// A regular file: `depth` chunks in flight (`buffers` holds them), written in file order. The
-/// read error, if any.
+/// A regular file, in two chunks of `buffers`: while one is written, the next is read by a task
+/// spawned on the same context. The read error, if any.
 corio::task<std::error_code> copy_file(int fd, std::span<std::byte> buffers, output& out) {
     corio::context& ctx = *corio::context::current();
-    const std::size_t chunk = buffers.size() / depth;
-    std::deque<corio::join_handle<corio::result<std::size_t>>> reads;  // in file order
-    std::int64_t next = 0;                                             // where the next one reads
-    auto start_read = [&](std::span<std::byte> buf) {
-        reads.push_back(corio::spawn(ctx, read_at(fd, buf, next), "read"));
-        next += static_cast<std::int64_t>(buf.size());
-    };
-    for (std::size_t i = 0; i < depth; ++i) start_read(buffers.subspan(i * chunk, chunk));
-
-    std::error_code error;
-    bool finished = false;
-    // Buffer i belongs to the oldest read: reads are started, and refilled, in buffer order.
-    // Every read is awaited, also after the end or an error: each one writes into a buffer.
-    for (std::size_t i = 0; !reads.empty(); i = (i + 1) % depth) {
-        corio::result<std::size_t> n = co_await reads.front();
-        reads.pop_front();
-        if (finished) continue;
-        const std::span<std::byte> buf = buffers.subspan(i * chunk, chunk);
-        // (The co_await is a statement of its own: as an operand of && in the condition, GCC 12
+    const std::size_t chunk = buffers.size() / 2;
+    std::span<std::byte> current = buffers.first(chunk), next = buffers.last(chunk);
+    corio::join_handle<corio::result<std::size_t>> reading =
+        corio::spawn(ctx, read_at(fd, current, 0), "read");
+    for (std::int64_t offset = 0;; std::swap(current, next)) {
+        corio::result<std::size_t> n = co_await reading;
+        if (!n) co_return n.error();
+        offset += static_cast<std::int64_t>(*n);
+        const bool more = *n == chunk;  // a short read is the end of the file
+        if (more) reading = corio::spawn(ctx, read_at(fd, next, offset), "read");
+        // (The co_await is a statement of its own: as an operand of && in a condition, GCC 12
         // leaked the awaited task's frame once per file, AddressSanitizer showed.)
-        if (!n) {
-            error = n.error();
-        } else if (*n > 0) {
-            const bool written = co_await out.put(buf.first(*n));
-            if (written && *n == chunk) {
-                start_read(buf);
-                continue;
-            }
-        }
-        finished = true;  // the end of the file, a read error, or a write error
+        const bool written = co_await out.put(current.first(*n));
+        if (more && !written) (void)co_await reading;  // it reads into `next`: not to be freed yet
+        if (!more || !written) co_return std::error_code();
     }
-    co_return error;
 }
 
 /// Anything else: read at the file position until it says end of file. The read error, if any.
 corio::task<std::error_code> copy_stream(int fd, std::span<std::byte> buf, output& out) {
-    for (;;) {
+    for (bool written = true; written;) {
         corio::result<std::size_t> n = co_await corio::read(fd, buf);
-        if (!n) co_return n.error();
-        if (*n == 0) co_return std::error_code();
-        const bool written = co_await out.put(buf.first(*n));
-        if (!written) co_return std::error_code();
+        if (!n || *n == 0) co_return n.error();
+        written = co_await out.put(buf.first(*n));
     }
+    co_return std::error_code();
 }
 
 corio::task<int> cat(std::vector<std::string_view> names) {
-    const std::size_t chunk = chunk_size(*corio::context::current());
-    const auto buffers = std::make_unique_for_overwrite<std::byte[]>(depth * chunk);
-    const std::span<std::byte> all(buffers.get(), depth * chunk);
+    // Measured with tests/bench/bench_cat.cpp: with io_uring, 2 × 128 KiB cost the CPU time of
+    // coreutils cat (larger buffers leave the CPU cache between read and write); without, every
+    // read is a thread-pool job, and 256 KiB chunks halve those hand-offs.
+    const std::size_t chunk = corio::context::current()->has_io_uring() ? 128 << 10 : 256 << 10;
+    const auto buffers = std::make_unique_for_overwrite<std::byte[]>(2 * chunk);
+    const std::span<std::byte> all(buffers.get(), 2 * chunk);
     output out;
     int status = 0;
     for (std::string_view name : names) {
         const bool from_stdin = name == "-";
-        int fd = STDIN_FILENO;
-        if (!from_stdin) {
-            // name comes from argv: NUL-terminated, alive until main returns.
-            corio::result<int> opened = co_await corio::open(name.data(), O_RDONLY);
-            if (!opened) {
-                report(name, opened.error());
-                status = 1;
-                continue;
-            }
-            fd = *opened;
-        }
+        corio::result<int> fd = STDIN_FILENO;
+        // name comes from argv: NUL-terminated, alive until main returns.
+        if (!from_stdin) fd = co_await corio::open(name.data(), O_RDONLY);
         struct stat st {};
-        const bool regular = !from_stdin && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-        const std::error_code error = regular ? co_await copy_file(fd, all, out)
-                                              : co_await copy_stream(fd, all.first(chunk), out);
-        if (!from_stdin) (void)co_await corio::close(fd);
+        const bool regular = fd && !from_stdin && ::fstat(*fd, &st) == 0 && S_ISREG(st.st_mode);
+        std::error_code error = fd.error();  // the open's, if any
+        if (regular) error = co_await copy_file(*fd, all, out);
+        if (fd && !regular) error = co_await copy_stream(*fd, all.first(chunk), out);
+        if (fd && !from_stdin) (void)co_await corio::close(*fd);
         if (error) {
-            report(name, error);
+            fmt::print(stderr, "cat: {}: {}\n", name, error.message());
             status = 1;
         }
         if (out.error == std::errc::broken_pipe) co_return status;  // the reader has gone
         if (out.error) {
-            report("write error", out.error);
+            fmt::print(stderr, "cat: write error: {}\n", out.error.message());
             co_return 1;
         }
     }
@@ -167,45 +120,22 @@ corio::task<int> cat(std::vector<std::string_view> names) {
 
 constexpr std::string_view usage =
     "usage: cat [--backend auto|io_uring|epoll|poll] [--] [FILE]...\n"
-    "Copies each FILE (`-`: standard input; none: standard input) to standard output.\n"
-    "  --backend B  the event loop's backend (default auto: CORIO_BACKEND, else the best)\n";
+    "Copies each FILE (`-` or none: standard input) to standard output.\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
     corio::backend_kind backend = corio::backend_kind::automatic;
     std::vector<std::string_view> names;
-    bool options = true;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (!options || arg == "-" || !arg.starts_with("-")) {
-            names.push_back(arg);
-        } else if (arg == "--") {
-            options = false;
-        } else if (arg == "--help") {
-            fmt::print("{}", usage);
-            return 0;
-        } else if (arg == "--backend") {
-            const std::string_view value = i + 1 < argc ? argv[++i] : "";
-            for (auto kind : {corio::backend_kind::automatic, corio::backend_kind::io_uring,
-                              corio::backend_kind::epoll, corio::backend_kind::poll}) {
-                if (value == corio::to_string(kind)) backend = kind;
-            }
-            if (corio::to_string(backend) != value) {
-                fmt::print(stderr, "cat: unknown backend '{}' (see --help)\n", value);
-                return 2;
-            }
-        } else {
-            fmt::print(stderr, "cat: unknown option '{}' (see --help)\n", arg);
-            return 2;
-        }
-    }
+    examples::flags flags("cat", usage);
+    if (std::optional<int> status = flags.backend(backend).operands(names).parse(argc, argv))
+        return *status;
     if (names.empty()) names.push_back("-");
-    ::signal(SIGPIPE, SIG_IGN);  // EPIPE as a value instead (see the top of the file)
+    ::signal(SIGPIPE, SIG_IGN);  // a reader that goes away (`cat big | head`) is EPIPE instead
     try {
         corio::context ctx({.backend = backend, .name = "cat"});
         return corio::run(ctx, cat(std::move(names)));
-    } catch (const corio::error& e) {
+    } catch (const corio::error& e) {  // e.g. a backend this machine refuses
         fmt::print(stderr, "cat: {}\n", e.what());
         return 1;
     }

@@ -1,72 +1,42 @@
 // echo_server — a TCP echo server: an accept loop and one coroutine per connection.
 //
-// The main context accepts. With --threads 1 it also serves every connection; with N > 1 each
-// accepted connection is spawned onto the next of N io_threads (round-robin) and lives there.
-// A connection's round trip is one recv and one send, into a buffer in its coroutine frame:
-// nothing is allocated per message. What a server must survive:
-// - a client that vanishes mid-write: send fails with EPIPE/ECONNRESET (corio::send passes
-//   MSG_NOSIGNAL, so no SIGPIPE) and the connection is closed;
-// - a half-close: recv returns 0 once everything sent before it has been echoed;
-// - running out of fds: the soft RLIMIT_NOFILE is raised to the hard limit at start, and when
-//   accept still fails with EMFILE/ENFILE the acceptor backs off (1 ms, doubling up to 100 ms)
-//   while the open connections go on being served, and accepts again once some have closed.
-// SIGINT/SIGTERM (a corio::signal_set) stop the acceptor and cancel every connection (its
-// pending recv/send ends with ECANCELED); then the io_threads join and each thread's
-// connection count is printed. See --help; the first line of output gives the address.
+// With --threads N > 1 the main context accepts and each connection is spawned onto the next of
+// N io_threads, round-robin. A client that vanishes mid-write is an EPIPE or ECONNRESET from send
+// (never SIGPIPE), a half-close a recv of 0 once all was echoed. SIGINT/SIGTERM stop the acceptor
+// and cancel every connection (ECANCELED); then each thread's connection count is printed.
+#include "common/accept_backoff.hpp"
+#include "common/connection_count.hpp"
+#include "common/fd_limit.hpp"
+#include "common/flags.hpp"
+
+#include <corio/error.hpp>
 #include <corio/io.hpp>
 #include <corio/io_thread.hpp>
 #include <corio/net.hpp>
 #include <corio/signal.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
-#include <corio/sync.hpp>
 #include <corio/when_any.hpp>
-
-#include <fmt/format.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <unistd.h>
-#include <array>
-#include <atomic>
 #include <cerrno>
-#include <charconv>
-#include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <span>
-#include <stop_token>
-#include <string_view>
 #include <vector>
 
 namespace {
-
-using namespace std::chrono_literals;
 
 /// Where connections are served: an io_thread's context, or (--threads 1) the main one.
 struct worker {
     std::optional<corio::io_thread> thread;
     corio::context* ctx;
-    std::atomic<int> connections{0};  // counted on the worker's thread, read after join()
+    std::atomic<int> connections{0};  // counted on the worker's thread, read once it ended
 };
 
-/// Open connections, plus one for the acceptor while it runs: whoever drops the last one
-/// sets `all_closed`, which shutdown awaits (from any thread: connections end on theirs).
-/// Destroyed only after the io_threads have joined: the last drop() may still be inside set()
-/// when the waiter resumes.
-struct connection_count {
-    std::atomic<int> open{1};
-    corio::co_event all_closed;
-    void add() { open.fetch_add(1, std::memory_order_relaxed); }
-    void drop() {
-        if (open.fetch_sub(1, std::memory_order_acq_rel) == 1) all_closed.set();
-    }
-};
-
-corio::task<void> serve(int fd, worker& self, connection_count& count) {
+corio::task<void> serve(int fd, worker& self, examples::connection_count& count) {
     self.connections.fetch_add(1, std::memory_order_relaxed);
     // 16 KiB: one recv takes a typical message whole, and 10k idle connections cost 160 MiB
     // of address space but little memory (only the bytes received touch pages).
@@ -81,14 +51,13 @@ corio::task<void> serve(int fd, worker& self, connection_count& count) {
             if (m) sent += *m;
         }
     }
-    // A plain close(2): it does not block, so there is nothing to await.
-    ::close(fd);
+    ::close(fd);  // a plain close(2): it does not block, so there is nothing to await
     count.drop();
 }
 
 corio::task<void> accept_loop(int listener, std::vector<std::unique_ptr<worker>>& workers,
-                              connection_count& count, std::stop_token shutdown) {
-    std::chrono::milliseconds backoff{0};  // non-zero while accept runs out of fds
+                              examples::connection_count& count, std::stop_token shutdown) {
+    examples::accept_backoff backoff;  // out of fds: open connections are still served
     for (std::size_t next = 0;;) {
         corio::result<int> fd = co_await corio::accept(listener);
         if (!fd) {
@@ -96,22 +65,16 @@ corio::task<void> accept_loop(int listener, std::vector<std::unique_ptr<worker>>
             // out of fds, even a sanitizer's check of that virtual call would fail.
             const int err = fd.error().value();
             if (err == ECANCELED) co_return;  // shutdown
-            if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+            if (!backoff.shortage(err)) {
                 fmt::print(stderr, "echo_server: accept: {}\n", std::strerror(err));
-                continue;  // e.g. ECONNABORTED: that client gave up; the next one is fine
+                continue;
             }
-            // The pending connection stays in the backlog: retrying at once would spin.
-            if (backoff == 0ms) {
+            if (backoff.idle())
                 fmt::print(stderr, "echo_server: accept: {}: backing off\n", std::strerror(err));
-            }
-            backoff = std::min(std::max(2 * backoff, 1ms), 100ms);
-            if (!co_await corio::sleep_for(backoff)) co_return;  // shutdown
+            if (!co_await corio::sleep_for(backoff.next())) co_return;  // shutdown
             continue;
         }
-        if (backoff > 0ms) {
-            fmt::print(stderr, "echo_server: accepting again\n");
-            backoff = 0ms;
-        }
+        if (backoff.recovered()) fmt::print(stderr, "echo_server: accepting again\n");
         const int one = 1;  // echo at once, without waiting for the previous echo's ACK
         setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         worker& w = *workers[next++ % workers.size()];
@@ -122,7 +85,7 @@ corio::task<void> accept_loop(int listener, std::vector<std::unique_ptr<worker>>
 
 corio::task<void> run_server(int listener, corio::signal_set& signals,
                              std::vector<std::unique_ptr<worker>>& workers,
-                             connection_count& count) {
+                             examples::connection_count& count) {
     std::stop_source shutdown;
     // when_any: the signal wins (the acceptor never ends by itself), the acceptor is cancelled.
     co_await corio::when_any(accept_loop(listener, workers, count, shutdown.get_token()),
@@ -133,91 +96,52 @@ corio::task<void> run_server(int listener, corio::signal_set& signals,
 }
 
 constexpr std::string_view usage =
-    "usage: echo_server [--port P] [--threads N] [--backend B]\n"
-    "  --port P     port to listen on, on 127.0.0.1 (0: any free one; default 7777)\n"
-    "  --threads N  1 (default): one thread accepts and serves; N > 1: the main thread accepts\n"
-    "               and N io_threads serve the connections, round-robin\n"
-    "  --backend B  auto, io_uring, epoll or poll (default auto: CORIO_BACKEND, else the best\n"
-    "               available)\n"
-    "Stops on SIGINT or SIGTERM, printing how many connections each thread served.\n";
-
-bool parse(std::string_view text, int& out, int min, int max) {
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return ec == std::errc() && end == text.data() + text.size() && out >= min && out <= max;
-}
-
-bool parse_backend(std::string_view text, corio::backend_kind& out) {
-    for (auto kind : {corio::backend_kind::automatic, corio::backend_kind::io_uring,
-                      corio::backend_kind::epoll, corio::backend_kind::poll}) {
-        if (text == corio::to_string(kind)) return out = kind, true;
-    }
-    return false;
-}
+    "usage: echo_server [--port P] [--threads N] [--backend auto|io_uring|epoll|poll]\n"
+    "  --port P     on 127.0.0.1 (0: any free one; default 7777)\n"
+    "  --threads N  1 (default): the accepting thread serves; N > 1: N io_threads do\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    int port = 7777;
-    int threads = 1;
+    int port = 7777, threads = 1;
     corio::backend_kind backend = corio::backend_kind::automatic;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view flag = argv[i];
-        if (flag == "--help") {
-            fmt::print("{}", usage);
-            return 0;
+    examples::flags flags("echo_server", usage);
+    flags.number("--port", port, 0, 65535).number("--threads", threads, 1, 1024).backend(backend);
+    if (std::optional<int> status = flags.parse(argc, argv)) return *status;
+    const rlim_t fd_limit = examples::raise_fd_limit();  // every connection is an fd
+    try {
+        // First, so that every thread started later inherits the blocked signals.
+        corio::signal_set signals{SIGINT, SIGTERM};
+        const corio::context_options options{.backend = backend, .name = "echo_server"};
+        corio::context ctx(options);
+        std::vector<std::unique_ptr<worker>> workers;
+        for (int i = 0; i < threads; ++i) {
+            worker& w = *workers.emplace_back(std::make_unique<worker>());
+            w.ctx = threads == 1
+                        ? &ctx
+                        : &w.thread.emplace(fmt::format("echo-{}", i), options).get_context();
         }
-        const std::string_view value = i + 1 < argc ? argv[++i] : "";
-        const bool ok = flag == "--port"      ? parse(value, port, 0, 65535)
-                        : flag == "--threads" ? parse(value, threads, 1, 1024)
-                        : flag == "--backend" ? parse_backend(value, backend)
-                                              : false;
-        if (!ok) {
-            fmt::print(stderr, "echo_server: bad argument {} '{}' (see --help)\n", flag, value);
-            return 2;
+        const auto address = corio::net::ip("127.0.0.1", static_cast<std::uint16_t>(port)).value();
+        corio::result<int> listener = corio::net::listen(address, SOMAXCONN);
+        if (!listener) {
+            fmt::print(stderr, "echo_server: listen on {}: {}\n", address.to_string(),
+                       listener.error().message());
+            return 1;
         }
-    }
-    // Every connection is an fd: take all the hard limit allows.
-    rlimit fds{};
-    getrlimit(RLIMIT_NOFILE, &fds);
-    fds.rlim_cur = fds.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &fds);
-    getrlimit(RLIMIT_NOFILE, &fds);  // what we got (an infinite hard limit cannot be had)
-
-    // First, so that every thread started later inherits the blocked signals.
-    corio::signal_set signals{SIGINT, SIGTERM};
-    const corio::net::address address =
-        corio::net::ip("127.0.0.1", static_cast<std::uint16_t>(port)).value();
-    corio::result<int> listener = corio::net::listen(address, SOMAXCONN);
-    if (!listener) {
-        fmt::print(stderr, "echo_server: listen on {}: {}\n", address.to_string(),
-                   listener.error().message());
+        fmt::print("echo_server on {} ({}, {} thread{}, fd limit {})\n",
+                   corio::net::local_address(*listener)->to_string(),
+                   corio::to_string(ctx.backend()), threads, threads == 1 ? "" : "s", fd_limit);
+        std::fflush(stdout);
+        examples::connection_count count;
+        corio::run(ctx, run_server(*listener, signals, workers, count));
+        for (std::size_t i = 0; i < workers.size(); ++i) {
+            workers[i]->thread.reset();  // stops and joins it: every connection has closed
+            fmt::print("thread {}: {} connections\n", i, workers[i]->connections.load());
+        }
+        ::close(*listener);
+        return 0;
+    } catch (const corio::error& e) {  // e.g. a backend this machine refuses
+        fmt::print(stderr, "echo_server: {}\n", e.what());
         return 1;
     }
-    const corio::context_options options{.backend = backend, .name = "echo_server"};
-    corio::context ctx(options);
-    std::vector<std::unique_ptr<worker>> workers;
-    for (int i = 0; i < threads; ++i) {
-        auto& w = *workers.emplace_back(std::make_unique<worker>());
-        if (threads == 1) {
-            w.ctx = &ctx;
-        } else {
-            w.ctx = &w.thread.emplace(fmt::format("echo-{}", i), options).get_context();
-        }
-    }
-    fmt::print("echo_server on {} ({}, {} thread{}, fd limit {})\n",
-               corio::net::local_address(*listener)->to_string(), corio::to_string(ctx.backend()),
-               threads, threads == 1 ? "" : "s", fds.rlim_cur);
-    std::fflush(stdout);
-
-    connection_count count;
-    corio::run(ctx, run_server(*listener, signals, workers, count));
-    for (auto& w : workers) {
-        if (w->thread) w->thread->stop();  // every connection has closed: nothing to drain
-    }
-    for (std::size_t i = 0; i < workers.size(); ++i) {
-        if (workers[i]->thread) workers[i]->thread->join();
-        fmt::print("thread {}: {} connections\n", i, workers[i]->connections.load());
-    }
-    ::close(*listener);
-    return 0;
 }

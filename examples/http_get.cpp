@@ -1,10 +1,13 @@
 // http_get — a small HTTP/1.1 client: GETs its URLs over one keep-alive connection.
 //
-// The URLs must all name the same server, as http://<numeric IPv4>:<port>/<path> (no DNS, no
-// TLS). The requests go one after the other, each sent once the previous response is in, or
-// with --pipeline all in one write before any response is read. Every response is read by its
-// Content-Length (a response without one ends with the connection); its status line is printed,
-// then its body, or with --quiet only its size.
+// The requests go one after the other, each sent once the previous response is in, or with
+// --pipeline all in one write before any response is read. Each response is read by its
+// Content-Length (without one, it ends with the connection).
+#include "common/flags.hpp"
+#include "http/response.hpp"
+#include "http/url.hpp"
+
+#include <corio/error.hpp>
 #include <corio/io.hpp>
 #include <corio/net.hpp>
 #include <corio/spawn.hpp>
@@ -13,10 +16,7 @@
 
 #include <unistd.h>
 #include <array>
-#include <cctype>
-#include <charconv>
 #include <cstdio>
-#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,57 +32,32 @@ struct options {
     std::vector<std::string> paths;
 };
 
-/// A response, as far as it is printed.
-struct response {
-    std::string status_line;
-    std::string body;
-    int status = 0;
-};
-
-/// Reads one response from `fd`, `buffered` holding what was received beyond the previous one
-/// (and keeping what comes beyond this one): an error if the connection fails or ends early, or
-/// the response is not HTTP/1.x.
-corio::task<corio::result<response>> read_response(int fd, std::string& buffered) {
-    std::array<std::byte, 65536> buf;
-    auto more = [&]() -> corio::task<corio::result<std::size_t>> {
-        corio::result<std::size_t> n = co_await corio::recv(fd, buf);
-        if (n) buffered.append(reinterpret_cast<const char*>(buf.data()), *n);
-        co_return n;
-    };
-    std::size_t head_end;
-    while ((head_end = buffered.find("\r\n\r\n")) == std::string::npos) {
-        corio::result<std::size_t> n = co_await more();
-        if (!n) co_return corio::result<response>::from_errno(n.error().value());
-        if (*n == 0) co_return corio::result<response>::from_errno(ECONNRESET);
+/// Reads one response from `fd` and prints its status line, then its body (`quiet`: its size).
+/// `buffered` holds what was received beyond the previous response, and keeps what comes beyond
+/// this one. The status; an error if the connection fails or ends early, or the response is not
+/// HTTP/1.x.
+corio::task<corio::result<int>> print_response(int fd, std::string& buffered, bool quiet) {
+    std::array<char, 65536> buf;
+    for (bool at_end = false;;) {
+        const http::response_frame frame = http::frame_response(buffered, at_end);
+        if (frame.bad) co_return corio::result<int>::from_errno(EPROTO);
+        if (frame.size > 0) {
+            fmt::print("{}\n", frame.head->status_line);
+            if (quiet) {
+                fmt::print("({} bytes)\n", frame.body.size());
+            } else {
+                std::fwrite(frame.body.data(), 1, frame.body.size(), stdout);
+            }
+            buffered.erase(0, frame.size);  // last: the frame's views point into it
+            co_return frame.head->status;
+        }
+        if (at_end) co_return corio::result<int>::from_errno(ECONNRESET);
+        corio::result<std::size_t> n =
+            co_await corio::recv(fd, std::as_writable_bytes(std::span(buf)));
+        if (!n) co_return n.error();
+        buffered.append(buf.data(), *n);
+        at_end = *n == 0;
     }
-    const std::string_view head(buffered.data(), head_end);
-    response r;
-    r.status_line = head.substr(0, head.find("\r\n"));
-    const char* status = r.status_line.c_str() + 9;  // "HTTP/1.1 200 OK"
-    if (r.status_line.size() < 12 || !r.status_line.starts_with("HTTP/1.") ||
-        std::from_chars(status, status + 3, r.status).ptr != status + 3)
-        co_return corio::result<response>::from_errno(EPROTO);
-    // Header names are case-insensitive: search a lower-cased copy of the head.
-    std::string lower(head);
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::optional<std::size_t> length;
-    if (std::size_t at = lower.find("\r\ncontent-length:"); at != std::string::npos) {
-        const char* digits = lower.c_str() + at + 17;
-        while (*digits == ' ') ++digits;
-        length.emplace();
-        if (std::from_chars(digits, lower.c_str() + lower.size(), *length).ec != std::errc())
-            co_return corio::result<response>::from_errno(EPROTO);
-    }
-    buffered.erase(0, head_end + 4);
-    while (!length || buffered.size() < *length) {
-        corio::result<std::size_t> n = co_await more();
-        if (!n) co_return corio::result<response>::from_errno(n.error().value());
-        if (*n == 0 && length) co_return corio::result<response>::from_errno(ECONNRESET);
-        if (*n == 0) length = buffered.size();  // no Content-Length: the body ends with the stream
-    }
-    r.body = buffered.substr(0, *length);
-    buffered.erase(0, *length);
-    co_return r;
 }
 
 corio::task<int> get_all(const options& opt, const corio::net::address& server) {
@@ -92,39 +67,28 @@ corio::task<int> get_all(const options& opt, const corio::net::address& server) 
         co_return 1;
     }
     std::vector<std::string> requests;
-    for (int i = 0; i < opt.repeat; ++i) {
-        for (const std::string& path : opt.paths)
-            requests.push_back(fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", path, opt.host));
-    }
     std::string all_at_once;  // --pipeline: every request in one write
-    for (const std::string& r : requests) all_at_once += r;
-
+    for (int i = 0; i < opt.repeat; ++i) {
+        for (const std::string& path : opt.paths) {
+            requests.push_back(fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", path, opt.host));
+            all_at_once += requests.back();
+        }
+    }
     int exit_code = 0;
     std::string buffered;
     for (std::size_t i = 0; i < requests.size(); ++i) {
         const std::string& out = opt.pipeline ? all_at_once : requests[i];
-        if (i == 0 || !opt.pipeline) {
-            corio::result<std::size_t> sent =
-                co_await corio::write_all(*fd, std::as_bytes(std::span(out)));
-            if (!sent) {
-                fmt::print(stderr, "http_get: {}: {}\n", opt.host, sent.error().message());
-                exit_code = 1;
-                break;
-            }
-        }
-        corio::result<response> r = co_await read_response(*fd, buffered);
-        if (!r) {
-            fmt::print(stderr, "http_get: {}: {}\n", opt.host, r.error().message());
+        corio::result<std::size_t> sent = 0;
+        if (i == 0 || !opt.pipeline)
+            sent = co_await corio::write_all(*fd, std::as_bytes(std::span(out)));
+        corio::result<int> status = sent.error();
+        if (sent) status = co_await print_response(*fd, buffered, opt.quiet);
+        if (!status) {
+            fmt::print(stderr, "http_get: {}: {}\n", opt.host, status.error().message());
             exit_code = 1;
             break;
         }
-        fmt::print("{}\n", r->status_line);
-        if (opt.quiet) {
-            fmt::print("({} bytes)\n", r->body.size());
-        } else {
-            std::fwrite(r->body.data(), 1, r->body.size(), stdout);
-        }
-        if (opt.fail && (r->status < 200 || r->status > 299)) exit_code = 1;
+        if (opt.fail && (*status < 200 || *status > 299)) exit_code = 1;
     }
     ::close(*fd);
     co_return exit_code;
@@ -142,50 +106,37 @@ constexpr std::string_view usage =
 
 int main(int argc, char** argv) {
     options opt;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        bool ok = true;
-        if (arg == "--help") {
-            fmt::print("{}", usage);
-            return 0;
-        } else if (arg == "--pipeline" || arg == "--quiet" || arg == "--fail") {
-            (arg == "--pipeline" ? opt.pipeline : arg == "--quiet" ? opt.quiet : opt.fail) = true;
-        } else if (arg == "--repeat") {
-            const char* n = i + 1 < argc ? argv[++i] : "";
-            auto [end, ec] = std::from_chars(n, n + std::strlen(n), opt.repeat);
-            ok = ec == std::errc() && *end == '\0' && opt.repeat > 0;
-        } else if (arg.starts_with("http://")) {  // host: up to the path
-            const std::string_view rest = arg.substr(7);
-            const std::size_t slash = rest.find('/');
-            const std::string_view host = rest.substr(0, slash);
-            ok = !host.empty() && (opt.host.empty() || opt.host == host);
-            opt.host = host;
-            opt.paths.emplace_back(slash == rest.npos ? "/" : rest.substr(slash));
-        } else {
-            ok = false;
-        }
-        if (!ok) {
-            fmt::print(stderr, "http_get: bad argument '{}' (see --help)\n", arg);
+    std::vector<std::string_view> urls;
+    examples::flags flags("http_get", usage);
+    flags.number("--repeat", opt.repeat, 1, 1'000'000).toggle("--pipeline", opt.pipeline);
+    flags.toggle("--quiet", opt.quiet).toggle("--fail", opt.fail).operands(urls);
+    if (std::optional<int> status = flags.parse(argc, argv)) return *status;
+    std::optional<corio::net::address> server;
+    for (std::string_view text : urls) {
+        const std::optional<http::url> url = http::parse_url(text);
+        corio::result<corio::net::address> address =
+            url ? corio::net::ip(url->host, url->port)
+                : corio::result<corio::net::address>::from_errno(EINVAL);
+        if (!address || (server && opt.host != url->authority)) {
+            fmt::print(stderr,
+                       "http_get: bad URL '{}': expected http://<IPv4 address>:<port>/<path>, all "
+                       "on one server\n",
+                       text);
             return 2;
         }
+        server = *address;
+        opt.host = url->authority;
+        opt.paths.emplace_back(url->path);
     }
-    // The server: "<IPv4 address>:<port>".
-    const std::string_view host = opt.host;
-    const std::size_t colon = host.rfind(':');
-    std::uint16_t port = 0;
-    bool has_port = false;
-    if (colon != host.npos) {
-        auto [end, ec] = std::from_chars(host.data() + colon + 1, host.data() + host.size(), port);
-        has_port = ec == std::errc() && end == host.data() + host.size() && port != 0;
-    }
-    corio::result<corio::net::address> server =
-        has_port ? corio::net::ip(host.substr(0, colon), port)
-                 : corio::result<corio::net::address>::from_errno(EINVAL);
-    if (opt.paths.empty() || !server) {
-        fmt::print(stderr,
-                   "http_get: expected URLs as http://<IPv4 address>:<port>/<path> (see --help)\n");
+    if (!server) {
+        fmt::print(stderr, "http_get: no URL (see --help)\n");
         return 2;
     }
-    corio::context ctx;
-    return corio::run(ctx, get_all(opt, *server));
+    try {
+        corio::context ctx({.name = "http_get"});
+        return corio::run(ctx, get_all(opt, *server));
+    } catch (const corio::error& e) {  // e.g. a bad CORIO_BACKEND
+        fmt::print(stderr, "http_get: {}\n", e.what());
+        return 1;
+    }
 }

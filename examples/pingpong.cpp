@@ -8,6 +8,8 @@
 // and the other side's hand-over wakes it with an eventfd write; with adaptive polling on (the
 // default) the idle side spins briefly first and often sees the coroutine arrive without
 // sleeping. tests/bench/bench_pingpong.cpp measures the same against raw threads and Asio.
+#include "common/flags.hpp"
+
 #include <corio/error.hpp>
 #include <corio/io_thread.hpp>
 #include <corio/schedule.hpp>
@@ -17,7 +19,6 @@
 #include <fmt/format.h>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -71,47 +72,16 @@ constexpr std::string_view usage =
     "  --poll-max-ns N  adaptive polling limit of both threads' loops (0: off; default 32768)\n"
     "  --backend B      the loops' backend (default auto: CORIO_BACKEND, else the best)\n";
 
-template <class Int>
-bool parse(std::string_view text, Int& out) {
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return ec == std::errc() && end == text.data() + text.size() && out >= 0;
-}
-
-std::optional<corio::backend_kind> parse_backend(std::string_view name) {
-    for (auto kind : {corio::backend_kind::automatic, corio::backend_kind::io_uring,
-                      corio::backend_kind::epoll, corio::backend_kind::poll}) {
-        if (name == corio::to_string(kind)) return kind;
-    }
-    return std::nullopt;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     int seconds = 3;
     corio::context_options options{.name = "pingpong"};
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--help") {
-            fmt::print("{}", usage);
-            return 0;
-        }
-        const std::string_view value = i + 1 < argc ? argv[++i] : "";
-        bool ok = false;
-        if (arg == "--duration") {
-            ok = parse(value, seconds) && seconds > 0;
-        } else if (arg == "--poll-max-ns") {
-            ok = parse(value, options.polling.max_ns);
-        } else if (arg == "--backend") {
-            const std::optional<corio::backend_kind> kind = parse_backend(value);
-            if (kind) options.backend = *kind;
-            ok = kind.has_value();
-        }
-        if (!ok) {
-            fmt::print(stderr, "pingpong: bad argument '{}' (see --help)\n", arg);
-            return 2;
-        }
-    }
+    examples::flags flags("pingpong", usage);
+    flags.number("--duration", seconds, 1, 86400);
+    flags.number("--poll-max-ns", options.polling.max_ns, 0, 1'000'000'000);
+    if (std::optional<int> status = flags.backend(options.backend).parse(argc, argv))
+        return *status;
     try {
         corio::io_thread a("pingpong-a", options);
         corio::io_thread b("pingpong-b", options);
@@ -120,7 +90,7 @@ int main(int argc, char** argv) {
         fmt::print("pingpong: {} backend, poll max {} ns, {} s\n",
                    corio::to_string(a.get_context().backend()), options.polling.max_ns, seconds);
         corio::run(home, report(a.get_context(), b.get_context(), seconds));
-    } catch (const corio::error& e) {
+    } catch (const corio::error& e) {  // e.g. a backend this machine refuses
         fmt::print(stderr, "pingpong: {}\n", e.what());
         return 1;
     }

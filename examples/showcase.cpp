@@ -1,8 +1,11 @@
 // showcase — the event loop at work: bottom halves (from the loop and from another thread),
 // timers on the monotonic clock, and an fd handler on a pipe fed by a timer.
 //
-// Run it with examples/quickstart.sh; CORIO_BACKEND=epoll|poll picks a backend.
+// Run it with examples/quickstart.sh; --backend (or CORIO_BACKEND) picks a backend.
+#include "common/flags.hpp"
+
 #include <corio/context.hpp>
+#include <corio/error.hpp>
 #include <corio/fmt.hpp>
 
 #include <fmt/format.h>
@@ -31,10 +34,13 @@ void on_readable(void* opaque) {
     }
 }
 
-}  // namespace
+constexpr std::string_view usage =
+    "usage: showcase [--backend B]\n"
+    "  --backend B  auto (CORIO_BACKEND, else the best available; default), io_uring, epoll, "
+    "poll\n";
 
-int main() {
-    corio::context ctx{{.name = "showcase"}};
+/// Bottom halves, timers and an fd handler on `ctx`, until each has done its part.
+int show(corio::context& ctx) {
     fmt::print("corio showcase: context '{}' on the {} backend\n", ctx.name(),
                corio::to_string(ctx.backend()));
 
@@ -84,4 +90,19 @@ int main() {
     close(fds[1]);
     fmt::print("done: {}\n", ctx.stats());
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    corio::backend_kind backend = corio::backend_kind::automatic;
+    examples::flags flags("showcase", usage);
+    if (std::optional<int> status = flags.backend(backend).parse(argc, argv)) return *status;
+    try {
+        corio::context ctx{{.backend = backend, .name = "showcase"}};
+        return show(ctx);
+    } catch (const corio::error& e) {  // e.g. a backend this machine refuses
+        fmt::print(stderr, "showcase: {}\n", e.what());
+        return 1;
+    }
 }

@@ -14,6 +14,7 @@
 // work, which is then cancelled (every pending sleep ends with ECANCELED); the summary is
 // printed and the exit status is 0 (1 if a sleeper ever woke early).
 #include "timers.hpp"
+#include "common/flags.hpp"
 
 #include <corio/error.hpp>
 #include <corio/signal.hpp>
@@ -23,7 +24,6 @@
 #include <fmt/format.h>
 
 #include <signal.h>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -93,49 +93,15 @@ constexpr std::string_view usage =
     "  --backend B       the loop's backend (default auto: CORIO_BACKEND, else the best)\n"
     "SIGINT or SIGTERM stops everything early.\n";
 
-bool parse(std::string_view text, int& out) {
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return ec == std::errc() && end == text.data() + text.size() && out >= 0;
-}
-
-std::optional<corio::backend_kind> parse_backend(std::string_view name) {
-    for (auto kind : {corio::backend_kind::automatic, corio::backend_kind::io_uring,
-                      corio::backend_kind::epoll, corio::backend_kind::poll}) {
-        if (name == corio::to_string(kind)) return kind;
-    }
-    return std::nullopt;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     settings s;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--help") {
-            fmt::print("{}", usage);
-            return 0;
-        }
-        const std::string_view value = i + 1 < argc ? argv[++i] : "";
-        bool ok = false;
-        if (arg == "--sleepers") {
-            ok = parse(value, s.sleepers);
-        } else if (arg == "--max-sleep-ms") {
-            ok = parse(value, s.max_sleep_ms);
-        } else if (arg == "--period-ms") {
-            ok = parse(value, s.period_ms) && s.period_ms > 0;
-        } else if (arg == "--ticks") {
-            ok = parse(value, s.ticks);
-        } else if (arg == "--backend") {
-            const std::optional<corio::backend_kind> kind = parse_backend(value);
-            if (kind) s.backend = *kind;
-            ok = kind.has_value();
-        }
-        if (!ok) {
-            fmt::print(stderr, "timers: bad argument '{}' (see --help)\n", arg);
-            return 2;
-        }
-    }
+    examples::flags flags("timers", usage);
+    flags.number("--sleepers", s.sleepers, 0, 10'000'000).number("--ticks", s.ticks, 0, 1'000'000);
+    flags.number("--max-sleep-ms", s.max_sleep_ms, 0, 86'400'000);
+    flags.number("--period-ms", s.period_ms, 1, 86'400'000);
+    if (std::optional<int> status = flags.backend(s.backend).parse(argc, argv)) return *status;
     try {
         // First, before the context's thread pool can start a thread: every thread must
         // inherit the blocked signals, so that they are only ever read from the signalfd.
@@ -146,7 +112,7 @@ int main(int argc, char** argv) {
                    corio::to_string(ctx.backend()));
         std::fflush(stdout);
         return corio::run(ctx, run(s, signals));
-    } catch (const corio::error& e) {
+    } catch (const corio::error& e) {  // e.g. a backend this machine refuses
         fmt::print(stderr, "timers: {}\n", e.what());
         return 1;
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Smoke test of the http_server example and its client http_get.
 
-Usage: check_http.py HTTP_SERVER HTTP_GET. Serves a temporary directory (a small file and a
+Usage: check_http.py BACKEND_PROBE HTTP_SERVER HTTP_GET. Serves a temporary directory (a small file and a
 5 MiB one) on a free loopback port and checks, over raw sockets: the fixed answer, both files
 byte-exact, HEAD, 404, traversal attempts, pipelining, a request split byte by byte,
 Connection: close, HTTP/1.0, the error answers and their closes (400, 405, 413, 431, 501,
@@ -9,7 +9,7 @@ Connection: close, HTTP/1.0, the error answers and their closes (400, 405, 413, 
 408, idle connections and a stalled reader are dropped), 200 concurrent keep-alive
 connections, EMFILE (a third server limited to 40 fds), http_get (plain and pipelined) and
 curl when installed; that no fd leaks; then the command line: a port in use, --help, bad
-flags, and a clean exit 0 on SIGTERM with a transfer under way.
+flags, a bad backend, and a clean exit 0 on SIGTERM with a transfer under way.
 """
 import hashlib
 import os
@@ -25,19 +25,13 @@ import sys
 import tempfile
 import time
 
+import common
+from common import Failure, expect
+
 TIMEOUT = 60  # seconds, per blocking step (sanitizer builds are slow)
 SMALL = b"small file\n"
 BIG = os.urandom(5 << 20)
 SECRET = b"outside the root\n"
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise Failure(message)
 
 
 def connect(port: int) -> socket.socket:
@@ -316,10 +310,12 @@ def check_clients(port: int, http_get: str) -> None:
     expect(out == f"HTTP/1.1 200 OK\n({len(BIG)} bytes)\nHTTP/1.1 200 OK\n({len(SMALL)} bytes)\n"
            "HTTP/1.1 404 Not Found\n(14 bytes)\n" * 5, f"http_get --pipeline: {out!r}")
     run([http_get, "--fail", base + "/missing"], 1, "404 Not Found")
-    run([http_get, "--help"], 0, "usage")
-    run([http_get, "--bogus"], 2, err="bad argument")
-    run([http_get, "http://localhost:1/"], 2, err="expected URLs")
-    run([http_get, "http://127.0.0.1:99999/"], 2, err="expected URLs")
+    run([http_get, "http://localhost:1/"], 2, err="bad URL 'http://localhost:1/'")
+    run([http_get, "http://127.0.0.1:99999/"], 2, err="bad URL")
+    run([http_get, base + "/", "http://127.0.0.2:1/"], 2, err="all on one server")
+    run([http_get], 2, err="no URL")
+    common.check_command_line(http_get, [["--bogus"], ["--repeat", "0"], ["--repeat"]],
+                              args=[base + "/"], backend_flag=False)
     with socket.socket() as unused:  # bound, not listening: connections are refused
         unused.bind(("127.0.0.1", 0))
         run([http_get, f"http://127.0.0.1:{unused.getsockname()[1]}/"], 1,
@@ -372,11 +368,9 @@ def check(server: subprocess.Popen, server_path: str, http_get: str, root: str) 
     print(f"no fd leaked ({fds} open)")
 
     run([server_path, "--port", str(port)], 1, err="Address already in use")
-    run([server_path, "--help"], 0, "usage")
-    run([server_path, "--port", "70000"], 2, err="bad argument")
-    run([server_path, "--bogus"], 2, err="bad argument")
-    run([server_path, "--backend", "kqueue"], 2, err="bad argument")
-    run([server_path, "--header-timeout"], 2, err="bad argument")
+    common.check_command_line(server_path, [["--port", "70000"], ["--bogus"],
+                                            ["--header-timeout", "0"], ["--header-timeout"]],
+                              args=["--port", "0", "--root", root])
     run([server_path, "--port", "0", "--root", os.path.join(root, "nonexistent")], 1,
         err="No such file or directory")
     print("port in use: exit 1; --help; bad arguments: exit 2; a missing --root: exit 1")
@@ -395,7 +389,8 @@ def check(server: subprocess.Popen, server_path: str, http_get: str, root: str) 
 
 
 def main() -> int:
-    server_path, http_get = sys.argv[1], sys.argv[2]
+    common.probe(sys.argv[1])
+    server_path, http_get = sys.argv[2], sys.argv[3]
     with tempfile.TemporaryDirectory() as top:
         root = os.path.join(top, "root")
         os.makedirs(os.path.join(root, "sub"))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Smoke test of echo_server and echo_client, on the backend CORIO_BACKEND names.
 
-Usage: check_echo.py ECHO_SERVER ECHO_CLIENT. Loopback only; every wait has its own timeout.
+Usage: check_echo.py BACKEND_PROBE ECHO_SERVER ECHO_CLIENT. Loopback only; every wait has its own timeout.
 Checks, in order:
 - echo_client against echo_server (sizes 1 and 64 KiB, pipeline 1 and 8): the summary line;
   and against a bad echo server (one corrupted byte): exit 1 naming the connection and offset;
@@ -12,7 +12,9 @@ Checks, in order:
   CPU over 1 s), and once connections close a new one is served;
 - --threads 3: connections spread round-robin (the per-thread counts printed on SIGINT);
 - SIGTERM: the idle connection is closed, exit 0, the connection count is exact;
-- port in use, connection refused: exit 1 with the reason; bad flags: exit 2; --help: exit 0.
+- port in use, connection refused: exit 1 with the reason; more connections than the hard fd
+  limit allows: exit 1 at once, with a hint; a soft limit below it is raised;
+- the command line: --help, bad flags (exit 2), a bad backend (exit 1).
 """
 import os
 import queue
@@ -27,18 +29,12 @@ import sys
 import threading
 import time
 
+import common
+from common import Failure, expect
+
 TIMEOUT = 60  # seconds, per blocking step (sanitizer builds are slow)
 BACKEND = os.environ.get("CORIO_BACKEND", "auto")
-SERVER, CLIENT = sys.argv[1], sys.argv[2]
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise Failure(message)
+SERVER, CLIENT = sys.argv[2], sys.argv[3]
 
 
 class Server:
@@ -308,20 +304,31 @@ def check_errors(server: Server) -> None:
         p = run(CLIENT, "--port", str(port), "--duration", "1", status=1)
         expect(p.stderr == f"echo_client: connect to 127.0.0.1:{port}: Connection refused\n",
                f"refused: {p.stderr!r}")
-    for prog, flags in ((SERVER, ["--threads", "0"]), (SERVER, ["--port", "65536"]),
-                        (SERVER, ["--backend", "kqueue"]), (SERVER, ["--bogus"]),
-                        (SERVER, ["--port"]), (CLIENT, ["--connections", "0"]),
-                        (CLIENT, ["--size", "1k"]), (CLIENT, ["--duration", "-1"]),
-                        (CLIENT, ["--host", "localhost"]), (CLIENT, ["extra"])):
-        p = run(prog, *flags, status=2)
-        expect(p.stdout == "" and p.stderr.count("\n") == 1, f"{flags}: {p.stderr!r}")
-    for prog in (SERVER, CLIENT):
-        p = run(prog, "--help", status=0)
-        expect(p.stdout.startswith("usage: "), f"--help: {p.stdout!r}")
-    print("port in use, connection refused, bad flags, --help: as expected")
+    def limited(soft: int, hard: int):
+        return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    start = time.monotonic()
+    p = subprocess.run([CLIENT, "--port", str(server.port), "--connections", "1000"], text=True,
+                       capture_output=True, timeout=TIMEOUT, preexec_fn=limited(256, 256))
+    expect(p.returncode == 1 and "--connections 1000 needs about" in p.stderr
+           and "hard limit is 256" in p.stderr and time.monotonic() - start < 5,
+           f"over the fd limit: exit {p.returncode}, {p.stderr!r}")
+    print(p.stderr.strip())
+    p = subprocess.run([CLIENT, "--port", str(server.port), "--connections", "200", "--duration",
+                        "0.2"], text=True, capture_output=True, timeout=TIMEOUT,
+                       preexec_fn=limited(64, 4096))
+    server.connections += 200
+    expect(p.returncode == 0, f"a soft fd limit of 64 is not raised: {p.stdout!r} {p.stderr!r}")
+    common.check_command_line(SERVER, [["--threads", "0"], ["--port", "65536"], ["--bogus"],
+                                       ["--port"]], args=["--port", "0"])
+    common.check_command_line(CLIENT, [["--connections", "0"], ["--size", "1k"],
+                                       ["--duration", "-1"], ["--host", "localhost"], ["extra"]],
+                              args=["--port", str(server.port)])
+    print("port in use, connection refused, the fd limit, the command line: as expected")
 
 
 def main() -> int:
+    common.probe(sys.argv[1])
     server = Server()
     try:
         check_client(server)
