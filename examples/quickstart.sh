@@ -17,7 +17,7 @@ source "$top/tests/support/packages.sh"
 source "$top/tests/support/build_dir.sh"
 
 corio_install_packages || exit 1
-corio_configure "$top/build" -Dexamples=true
+corio_configure "$top/build" -Dexamples=enabled
 meson compile -C "$top/build"
 
 bin=$top/build/examples

@@ -87,7 +87,7 @@ run_configuration() {
     local -a launcher=()
     printf '\n==== corio tests: %s (%s) ====\n' "$name" "$build_dir"
 
-    if ! corio_configure "$build_dir" -Dwerror=true -Dtests=true "$@"; then
+    if ! corio_configure "$build_dir" -Dwerror=true -Dtests=enabled "$@"; then
         record "$name" "FAIL (configure)"
         return
     fi

@@ -50,7 +50,7 @@ quietly() {
     fi
 }
 
-options=(--buildtype=release -Dbenchmarks=true -Dtests=false -Dexamples=false)
+options=(--buildtype=release -Dbenchmarks=true -Dtests=disabled -Dexamples=disabled)
 if [[ -f $build/meson-private/coredata.dat ]]; then
     quietly meson setup --reconfigure "${options[@]}" "$build" "$top"
 else
