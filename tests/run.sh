@@ -113,7 +113,7 @@ run_configuration() {
     fi
 }
 
-run_configuration default "$top/build" 1 none
+run_configuration default "$top/build" 1 none "${corio_build_options[@]}"
 
 if [[ ${CI-} == true ]]; then
     sanitized=(-Dbuildtype=debugoptimized -Dbenchmarks=false -Db_lundef=false)

@@ -8,6 +8,11 @@
 
 corio_source_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 
+# The options of build/, which the README's two commands share: examples/quickstart.sh and
+# tests/run.sh both ask for exactly these, so whichever runs second finds nothing to rebuild.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+corio_build_options=(-Dwerror=true -Dtests=enabled -Dexamples=enabled)
+
 # corio_changed_options BUILD_DIR -Dname=value...: prints, one a line, the -D arguments whose
 # value differs from the build directory's current setting. Fails when the directory cannot be
 # introspected (for instance, it was made by another meson version).
