@@ -125,8 +125,8 @@ run_configuration() {
 }
 
 # run_without_io_uring NAME BUILD_DIR: BUILD_DIR's suite (already built) once more, each test
-# under the no_io_uring wrapper, logged as meson-logs/NAME.*; then checks the results against
-# the unfiltered run's (meson-logs/testlog.json) where there is one.
+# under the no_io_uring wrapper, logged as meson-logs/NAME-no_io_uring.* (meson appends the
+# wrapper's name); then checks the results against the unfiltered run's (testlog.json).
 run_without_io_uring() {
     local name=$1 build_dir=$2
     printf '\n==== corio tests: %s (%s, io_uring_setup refused) ====\n' "$name" "$build_dir"
@@ -137,7 +137,7 @@ run_without_io_uring() {
     meson test -C "$build_dir" --no-rebuild --print-errorlogs --logbase "$name" \
         --wrapper "$build_dir/tests/no_io_uring" --num-processes "$test_processes" \
         "${test_arguments[@]}"
-    if python3 "$top/tests/support/check_no_io_uring.py" "$build_dir/meson-logs/$name.json" \
+    if python3 "$top/tests/support/check_no_io_uring.py" "$build_dir/meson-logs/$name-no_io_uring.json" \
         "$build_dir/meson-logs/testlog.json"; then
         record "$name" OK
     else
