@@ -10,7 +10,7 @@
 # configuration's tests run under `setarch -R`. Every configuration is run even when an earlier
 # one fails; the last line names each with its result, and the exit status is 1 if any failed.
 # CI also runs the default build's suite under a seccomp filter that refuses io_uring (see
-# --no-io-uring).
+# --no-io-uring) and builds and runs the consumer projects of tests/consumers/.
 #
 # tests/run.sh --no-io-uring [ARGS...]: builds build/ and runs its suite only under the filter
 # (build/tests/no_io_uring, as in a container's default profile): every [io_uring] test must
@@ -165,6 +165,11 @@ if [[ ${CI-} == true && $no_io_uring_only == false ]]; then
     run_configuration tsan "$top/build-tsan" 5 thread \
         "${sanitized[@]}" -Db_sanitize=thread
     run_without_io_uring no-io-uring "$top/build"
+    if bash "$top/tests/consumers/run.sh"; then
+        record consumers OK
+    else
+        record consumers FAIL
+    fi
 fi
 
 summary=$(printf '%s, ' "${results[@]}")
