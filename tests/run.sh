@@ -137,15 +137,15 @@ run_without_io_uring() {
     meson test -C "$build_dir" --no-rebuild --print-errorlogs --logbase "$name" \
         --wrapper "$build_dir/tests/no_io_uring" --num-processes "$test_processes" \
         "${test_arguments[@]}"
-    if python3 "$top/tests/support/check_no_io_uring.py" "$build_dir/meson-logs/$name-no_io_uring.json" \
-        "$build_dir/meson-logs/testlog.json"; then
+    local logs=$build_dir/meson-logs
+    if python3 "$top/tests/support/check_no_io_uring.py" "$logs/$name-no_io_uring.json" \
+        "$logs/testlog.json"; then
         record "$name" OK
     else
         record "$name" FAIL
     fi
 }
 
-# One line per configuration: NAME BUILD_DIR TIMEOUT_MULTIPLIER SANITIZE [-Dname=value...].
 if [[ $no_io_uring_only == true ]]; then
     if corio_configure "$top/build" "${corio_build_options[@]}" &&
         meson compile -C "$top/build"; then
@@ -158,12 +158,14 @@ else
 fi
 
 if [[ ${CI-} == true && $no_io_uring_only == false ]]; then
+    # One line per configuration: NAME BUILD_DIR TIMEOUT_MULTIPLIER SANITIZE [-Dname=value...].
     sanitized=(-Dbuildtype=debugoptimized -Dbenchmarks=false -Db_lundef=false)
     # ASan+UBSan costs about 2x; TSan 5-15x, so its tests get more room before meson's timeout.
     run_configuration asan "$top/build-asan" 3 address,undefined \
         "${sanitized[@]}" -Db_sanitize=address,undefined
     run_configuration tsan "$top/build-tsan" 5 thread \
         "${sanitized[@]}" -Db_sanitize=thread
+    # The default build's suite again, under the filter; then the consumers (about 3 min).
     run_without_io_uring no-io-uring "$top/build"
     if bash "$top/tests/consumers/run.sh"; then
         record consumers OK
