@@ -61,5 +61,9 @@ corio_configure() {
     local -a arguments
     mapfile -t arguments <<<"$changed"
     echo "corio: $build_dir: setting ${arguments[*]}" >&2
-    meson configure "$build_dir" "${arguments[@]}"
+    meson configure "$build_dir" "${arguments[@]}" && return 0
+    # meson configure checks values against the options the directory was made with: an option
+    # whose type has changed since (tests and examples were booleans) needs a reconfigure.
+    echo "corio: $build_dir: reconfiguring" >&2
+    meson setup --reconfigure "$@" "$build_dir" "$corio_source_dir"
 }
