@@ -26,6 +26,9 @@ using corio::test::loop_fixture;
 using corio::test::poll_until;
 using namespace std::chrono_literals;
 
+// The loops `while (!condition) sleep_for(...)` below wait for a condition another thread makes
+// true (jobs arrived at a gate, idle workers retired): the sleep is only the polling back-off.
+
 namespace {
 
 // Counts destructions: a result that is dropped unseen must still be destroyed.

@@ -115,7 +115,8 @@ public:
     std::atomic<bool>& armed = action_.armed;
 };
 
-/// A gate that work on another thread (a pool worker) waits on until the test opens it.
+/// A gate that work on another thread (a pool worker) waits on until the test opens it. The
+/// wait polls `open` with a short back-off: it ends when the gate opens, never after a time.
 struct gate {
     std::atomic<bool> open{false};
     std::atomic<int> waiting{0};  // how many have arrived
