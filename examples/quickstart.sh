@@ -6,7 +6,8 @@
 # answering the bundled client. Exits non-zero if any step fails.
 #
 # Safe to run again and from any directory: installed packages are not touched, an existing
-# build/ keeps its options (only examples=true is enforced) and ninja rebuilds only what changed.
+# build/ keeps its options (only those tests/run.sh also sets are enforced: see
+# tests/support/build_dir.sh) and ninja rebuilds only what changed.
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
@@ -17,7 +18,7 @@ source "$top/tests/support/packages.sh"
 source "$top/tests/support/build_dir.sh"
 
 corio_install_packages || exit 1
-corio_configure "$top/build" -Dexamples=true
+corio_configure "$top/build" "${corio_build_options[@]}"
 meson compile -C "$top/build"
 
 bin=$top/build/examples

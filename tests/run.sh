@@ -9,6 +9,12 @@
 # abort with "unexpected memory mapping"; if the probe passes only with randomization off, that
 # configuration's tests run under `setarch -R`. Every configuration is run even when an earlier
 # one fails; the last line names each with its result, and the exit status is 1 if any failed.
+# CI also runs the default build's suite under a seccomp filter that refuses io_uring (see
+# --no-io-uring) and builds and runs the consumer projects of tests/consumers/.
+#
+# tests/run.sh --no-io-uring [ARGS...]: builds build/ and runs its suite only under the filter
+# (build/tests/no_io_uring, as in a container's default profile): every [io_uring] test must
+# SKIP, every other test must pass (or SKIP where it also SKIPs without the filter).
 # shellcheck source-path=SCRIPTDIR/..
 set -uo pipefail
 
@@ -27,6 +33,11 @@ export ASAN_OPTIONS=${ASAN_OPTIONS-detect_leaks=1:abort_on_error=1:detect_stack_
 export UBSAN_OPTIONS=${UBSAN_OPTIONS-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS-halt_on_error=1:second_deadlock_stack=1}
 
+no_io_uring_only=false
+if [[ ${1-} == --no-io-uring ]]; then
+    no_io_uring_only=true
+    shift
+fi
 test_processes=2
 test_arguments=("$@")
 results=()  # "NAME RESULT", in run order, for the last line
@@ -87,7 +98,7 @@ run_configuration() {
     local -a launcher=()
     printf '\n==== corio tests: %s (%s) ====\n' "$name" "$build_dir"
 
-    if ! corio_configure "$build_dir" -Dwerror=true -Dtests=true "$@"; then
+    if ! corio_configure "$build_dir" -Dwerror=true -Dtests=enabled "$@"; then
         record "$name" "FAIL (configure)"
         return
     fi
@@ -113,15 +124,54 @@ run_configuration() {
     fi
 }
 
-run_configuration default "$top/build" 1 none
+# run_without_io_uring NAME BUILD_DIR: BUILD_DIR's suite (already built) once more, each test
+# under the no_io_uring wrapper, logged as meson-logs/NAME-no_io_uring.* (meson appends the
+# wrapper's name); then checks the results against the unfiltered run's (testlog.json).
+run_without_io_uring() {
+    local name=$1 build_dir=$2
+    printf '\n==== corio tests: %s (%s, io_uring_setup refused) ====\n' "$name" "$build_dir"
+    if [[ ! -x $build_dir/tests/no_io_uring ]]; then
+        record "$name" "FAIL (no $build_dir/tests/no_io_uring)"
+        return
+    fi
+    meson test -C "$build_dir" --no-rebuild --print-errorlogs --logbase "$name" \
+        --wrapper "$build_dir/tests/no_io_uring" --num-processes "$test_processes" \
+        "${test_arguments[@]}"
+    local logs=$build_dir/meson-logs
+    if python3 "$top/tests/support/check_no_io_uring.py" "$logs/$name-no_io_uring.json" \
+        "$logs/testlog.json"; then
+        record "$name" OK
+    else
+        record "$name" FAIL
+    fi
+}
 
-if [[ ${CI-} == true ]]; then
+if [[ $no_io_uring_only == true ]]; then
+    if corio_configure "$top/build" "${corio_build_options[@]}" &&
+        meson compile -C "$top/build"; then
+        run_without_io_uring no-io-uring "$top/build"
+    else
+        record no-io-uring "FAIL (build)"
+    fi
+else
+    run_configuration default "$top/build" 1 none "${corio_build_options[@]}"
+fi
+
+if [[ ${CI-} == true && $no_io_uring_only == false ]]; then
+    # One line per configuration: NAME BUILD_DIR TIMEOUT_MULTIPLIER SANITIZE [-Dname=value...].
     sanitized=(-Dbuildtype=debugoptimized -Dbenchmarks=false -Db_lundef=false)
     # ASan+UBSan costs about 2x; TSan 5-15x, so its tests get more room before meson's timeout.
     run_configuration asan "$top/build-asan" 3 address,undefined \
         "${sanitized[@]}" -Db_sanitize=address,undefined
     run_configuration tsan "$top/build-tsan" 5 thread \
         "${sanitized[@]}" -Db_sanitize=thread
+    # The default build's suite again, under the filter; then the consumers (about 3 min).
+    run_without_io_uring no-io-uring "$top/build"
+    if bash "$top/tests/consumers/run.sh"; then
+        record consumers OK
+    else
+        record consumers FAIL
+    fi
 fi
 
 summary=$(printf '%s, ' "${results[@]}")

@@ -14,11 +14,18 @@
 # when it exists). Output: '#' lines describe the machine and build, then one line per
 # measurement, `bench=<name> variant=<system>-<case> value=<x> unit=<u>`. Exits non-zero when
 # the build or any benchmark fails.
+#
+# Like tests/run.sh, it first installs (as root; otherwise prints the sudo command and stops) the
+# Debian packages corio builds with, plus python3 for the bench_NAME.py drivers, and, best
+# effort, Asio for the baselines (without it those lines say "skipped").
+# shellcheck source-path=SCRIPTDIR/../..
 set -euo pipefail
 
 bench_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd -- "$bench_dir/../.." && pwd)
 build="$top/build-bench"
+# shellcheck source=tests/support/packages.sh
+source "$top/tests/support/packages.sh"
 
 # Benchmark names, derived from the sources so that adding bench_NAME.cpp (and its name in
 # meson.build) or bench_NAME.py (and its alias target) is all it takes.
@@ -39,6 +46,9 @@ for name in "${names[@]}"; do
     fi
 done
 
+corio_install_packages python3 || exit 1
+corio_install_optional_packages libasio-dev
+
 # Runs a build step quietly; shows its output only if it fails.
 log=$(mktemp)
 trap 'rm -f -- "$log"' EXIT
@@ -50,7 +60,7 @@ quietly() {
     fi
 }
 
-options=(--buildtype=release -Dbenchmarks=true -Dtests=false -Dexamples=false)
+options=(--buildtype=release -Dbenchmarks=true -Dtests=disabled -Dexamples=disabled)
 if [[ -f $build/meson-private/coredata.dat ]]; then
     quietly meson setup --reconfigure "${options[@]}" "$build" "$top"
 else

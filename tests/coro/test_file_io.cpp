@@ -324,7 +324,7 @@ TEST_CASE_FIXTURE(loop_fixture, "readv and writev ignore an offset on a pipe on 
 TEST_CASE_FIXTURE(loop_fixture,
                   "a readv waiting on a pipe is cancelled by a stop request; later data is kept") {
     test_pipe p;
-    corio::test::remote_stop stop;
+    corio::test::remote_stop stop{ctx};
     const int e =
         corio::run(ctx, [](int fd, std::stop_token st, std::atomic<bool>& armed) -> task<int> {
             char buf[8];

@@ -69,7 +69,7 @@ TEST_CASE_FIXTURE(
     loop_fixture,
     "a readiness wait cancelled from another thread returns ECANCELED and unregisters") {
     test_pipe p;
-    corio::test::remote_stop stop;
+    corio::test::remote_stop stop{ctx};
     const result<void> r =
         corio::run(ctx, [](int fd, std::stop_token st, std::atomic<bool>& w) -> task<result<void>> {
             w.store(true);

@@ -114,12 +114,14 @@ TEST_CASE_FIXTURE(loop_fixture, "read and write on a pipe, EOF as 0 bytes") {
 
 TEST_CASE_FIXTURE(loop_fixture, "a recv waits for data sent later from another thread") {
     socket_pair sp;
-    std::thread late([&] {
-        std::this_thread::sleep_for(2ms);
-        REQUIRE(::send(sp.a, "late", 4, 0) == 4);
-    });
-    CHECK(corio::run(ctx, recv_string(sp.b, 4)) == "late");
+    std::atomic<bool> sent{false};
+    corio::test::remote_action late(ctx, [&] { sent = ::send(sp.a, "late", 4, 0) == 4; });
+    CHECK(corio::run(ctx, [](int fd, std::atomic<bool>& armed) -> task<std::string> {
+              armed.store(true);
+              co_return co_await recv_string(fd, 4);
+          }(sp.b, late.armed)) == "late");
     late.join();
+    CHECK(sent.load());
 }
 
 TEST_CASE_FIXTURE(loop_fixture, "expected errors are values: EPIPE, ECONNRESET-free EOF, EBADF") {
@@ -175,7 +177,7 @@ TEST_CASE_FIXTURE(loop_fixture, "accept returns a connected, non-blocking socket
 TEST_CASE_FIXTURE(loop_fixture,
                   "a cancelled recv returns ECANCELED and loses no data sent afterwards") {
     socket_pair sp;
-    corio::test::remote_stop stop;
+    corio::test::remote_stop stop{ctx};
     auto [cancelled, after] = corio::run(
         ctx,
         [](int fd, std::stop_token st,

@@ -182,7 +182,7 @@ TEST_CASE_FIXTURE(loop_fixture, "sleep_for on the monotonic clock sleeps at leas
 }
 
 TEST_CASE_FIXTURE(loop_fixture, "a sleep cancelled from another thread resumes with ECANCELED") {
-    corio::test::remote_stop stop;
+    corio::test::remote_stop stop{ctx};
     const auto start = std::chrono::steady_clock::now();
     const corio::result<void> r =
         corio::run(ctx, [](std::stop_token st, std::atomic<bool>& s) -> task<corio::result<void>> {

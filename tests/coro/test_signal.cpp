@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -38,12 +39,11 @@ task<int> next(corio::signal_set& signals, std::stop_token stop = {}) {
     co_return signo ? *signo : -signo.error().value();
 }
 
-/// Sends `signo` to `target` from another thread once `delay` has passed.
-std::thread send_later(pthread_t target, int signo, std::chrono::milliseconds delay) {
-    return std::thread([=] {
-        std::this_thread::sleep_for(delay);
-        pthread_kill(target, signo);
-    });
+/// Waits on `signals` after setting `armed` (see corio::test::remote_action).
+task<int> next_armed(corio::signal_set& signals, std::atomic<bool>& armed,
+                     std::stop_token stop = {}) {
+    armed.store(true);
+    co_return co_await next(signals, std::move(stop));
 }
 
 }  // namespace
@@ -58,8 +58,9 @@ TEST_CASE_FIXTURE(loop_fixture, "a signal sent before the wait is returned at on
 TEST_CASE_FIXTURE(loop_fixture, "a signal from another thread wakes a waiting loop") {
     mask_guard guard;
     corio::signal_set signals{SIGUSR1, SIGUSR2};
-    std::thread sender = send_later(pthread_self(), SIGUSR2, std::chrono::milliseconds(20));
-    CHECK(corio::run(ctx, next(signals)) == SIGUSR2);
+    corio::test::remote_action sender(ctx,
+                                      [target = pthread_self()] { pthread_kill(target, SIGUSR2); });
+    CHECK(corio::run(ctx, next_armed(signals, sender.armed)) == SIGUSR2);
     sender.join();
 }
 
@@ -78,9 +79,8 @@ TEST_CASE_FIXTURE(loop_fixture, "a cancelled wait ends with ECANCELED and consum
     mask_guard guard;
     corio::signal_set signals{SIGUSR1};
     SUBCASE("stopped while waiting (its own token)") {
-        corio::test::remote_stop stopper;
-        stopper.armed = true;
-        CHECK(corio::run(ctx, next(signals, stopper.token())) == -ECANCELED);
+        corio::test::remote_stop stopper{ctx};
+        CHECK(corio::run(ctx, next_armed(signals, stopper.armed, stopper.token())) == -ECANCELED);
     }
     SUBCASE("stopped before it starts, with a signal pending (the task's token)") {
         std::stop_source stop = corio::test::new_stop_source();
@@ -101,11 +101,8 @@ TEST_CASE("SIGTERM to the process ends a wait, as in a server's shutdown") {
     auto [status, err] = corio::test::run_in_child([] {
         corio::signal_set signals{SIGINT, SIGTERM};
         corio::context ctx;
-        std::thread killer([] {
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            kill(getpid(), SIGTERM);
-        });
-        const int got = corio::run(ctx, next(signals));
+        corio::test::remote_action killer(ctx, [] { kill(getpid(), SIGTERM); });
+        const int got = corio::run(ctx, next_armed(signals, killer.armed));
         killer.join();
         std::_Exit(got == SIGTERM ? 0 : 1);
     });

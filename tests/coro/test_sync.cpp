@@ -682,7 +682,7 @@ TEST_CASE_FIXTURE(loop_fixture, "a semaphore admits as many as it has permits, t
 TEST_CASE_FIXTURE(loop_fixture,
                   "a semaphore acquire cancelled from another thread leaves no waiter behind") {
     co_semaphore sem(0);
-    corio::test::remote_stop stop;
+    corio::test::remote_stop stop{ctx};
     const result<void> r = corio::run(
         ctx,
         [](co_semaphore& s, std::stop_token st, std::atomic<bool>& armed) -> task<result<void>> {

@@ -177,7 +177,7 @@ TEST_CASE_FIXTURE(loop_fixture, "when_all over a vector returns the values in or
 
 TEST_CASE_FIXTURE(loop_fixture, "a spawned task's stop token cancels what it awaits") {
     test_pipe p;
-    corio::test::remote_stop stop;
+    corio::test::remote_stop stop{ctx};
     auto h = corio::spawn(
         ctx,
         [](int fd, std::atomic<bool>& armed) -> task<std::string> {
@@ -242,7 +242,7 @@ TEST_CASE_FIXTURE(loop_fixture,
 TEST_CASE_FIXTURE(loop_fixture, "a stop request from another thread ends a when_any") {
     test_pipe a;
     test_pipe b;
-    corio::test::remote_stop stop;
+    corio::test::remote_stop stop{ctx};
     std::vector<std::string> log;
     auto h = corio::spawn(
         ctx,

@@ -134,6 +134,8 @@ round_result remote_round(context& ctx, std::chrono::microseconds delay = 1ms) {
     corio::bottom_half bh = ctx.make_bh([&] { ran.store(true); }, "remote");
     const auto before = ctx.stats();
     std::thread t([&] {
+        // Under test, not ordering: how long the BH comes after the wait starts decides whether
+        // the busy-poll window catches it.
         std::this_thread::sleep_for(delay);
         bh.schedule();
     });

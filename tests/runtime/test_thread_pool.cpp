@@ -26,6 +26,9 @@ using corio::test::loop_fixture;
 using corio::test::poll_until;
 using namespace std::chrono_literals;
 
+// The loops `while (!condition) sleep_for(...)` below wait for a condition another thread makes
+// true (jobs arrived at a gate, idle workers retired): the sleep is only the polling back-off.
+
 namespace {
 
 // Counts destructions: a result that is dropped unseen must still be destroyed.
@@ -118,6 +121,7 @@ TEST_CASE_FIXTURE(loop_fixture, "no more than max workers, however much work is 
                 int seen = peak.load();
                 while (now > seen && !peak.compare_exchange_weak(seen, now)) {
                 }
+                // Not ordering: holds the worker so that jobs overlap, which `peak` measures.
                 std::this_thread::sleep_for(200us);
                 concurrent.fetch_sub(1);
             },
@@ -280,6 +284,7 @@ TEST_CASE_FIXTURE(loop_fixture,
 TEST_CASE("destroying the context drops queued work and waits for running work") {
     corio::test::watchdog guard("context destruction with pool work");
     gate g;
+    std::atomic<bool> job_ended{false};
     std::atomic<bool> second_ran{false};
     bool any_completion = false;
     auto destroyed = std::make_shared<std::atomic<int>>(0);
@@ -290,18 +295,23 @@ TEST_CASE("destroying the context drops queued work and waits for running work")
         ctx.pool().submit(
             [&] {
                 g.wait();
+                job_ended = true;
                 return tracked(destroyed);
             },
             [&](result<tracked>) { any_completion = true; });
         ctx.pool().submit([&] { second_ran = true; }, [&](result<void>) { any_completion = true; });
         while (g.waiting.load() < 1) std::this_thread::sleep_for(100us);
+        // Not ordering: whether the job is still blocked when the destructor starts does not
+        // change the outcome of a destructor that waits. The delay keeps the job running for
+        // 5 ms after the destructor's start, so that one that did not wait would return first.
         opener = std::thread([&] {
             std::this_thread::sleep_for(5ms);
             g.open = true;
         });
     }
+    const bool ended_before_destructor_returned = job_ended.load();
     opener.join();
-    CHECK(g.open.load());  // the destructor waited for the running job
+    CHECK(ended_before_destructor_returned);  // the destructor waited for the running job
     CHECK_FALSE(second_ran.load());
     CHECK_FALSE(any_completion);
     CHECK(destroyed->load() >= 1);  // the dropped result was destroyed (ASan: nothing leaked)

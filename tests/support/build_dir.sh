@@ -8,6 +8,11 @@
 
 corio_source_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 
+# The options of build/, which the README's two commands share: examples/quickstart.sh and
+# tests/run.sh both ask for exactly these, so whichever runs second finds nothing to rebuild.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+corio_build_options=(-Dwerror=true -Dtests=enabled -Dexamples=enabled)
+
 # corio_changed_options BUILD_DIR -Dname=value...: prints, one a line, the -D arguments whose
 # value differs from the build directory's current setting. Fails when the directory cannot be
 # introspected (for instance, it was made by another meson version).
@@ -56,5 +61,9 @@ corio_configure() {
     local -a arguments
     mapfile -t arguments <<<"$changed"
     echo "corio: $build_dir: setting ${arguments[*]}" >&2
-    meson configure "$build_dir" "${arguments[@]}"
+    meson configure "$build_dir" "${arguments[@]}" && return 0
+    # meson configure checks values against the options the directory was made with: an option
+    # whose type has changed since (tests and examples were booleans) needs a reconfigure.
+    echo "corio: $build_dir: reconfiguring" >&2
+    meson setup --reconfigure "$@" "$build_dir" "$corio_source_dir"
 }

@@ -37,11 +37,12 @@ void test_pipe::close_write() {
     if (wr >= 0) close(std::exchange(wr, -1));
 }
 
-remote_stop::remote_stop()
-    : thread_([this] {
+remote_action::remote_action(context& ctx, std::function<void()> action)
+    : action_(std::move(action)), thread_([this, &ctx] {
           while (!armed.load()) std::this_thread::yield();
-          std::this_thread::sleep_for(std::chrono::milliseconds(1));
-          source_.request_stop();
+          ctx.post([this] { pending_.store(true); }, "remote_action");
+          while (!pending_.load()) std::this_thread::yield();
+          action_();
       }) {}
 
 std::pair<int, std::string> run_in_child(void (*fn)()) {

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <stop_token>
 #include <string>
@@ -74,28 +75,48 @@ struct test_pipe {
     }
 };
 
-/// Requests a stop from another thread 1 ms after the code under test sets `armed` (just before
-/// it starts the operation to be cancelled).
-class remote_stop {
+/// Runs `action` on a new thread while the code under test awaits something. The code under
+/// test sets `armed` just before it starts the awaited operation; the thread then posts a BH to
+/// `ctx` and runs `action` once that BH has run. The loop runs BHs only after the callback that
+/// set `armed` has returned, so the operation is pending by then: no sleep orders the two.
+class remote_action {
 public:
     std::atomic<bool> armed{false};
 
-    remote_stop();
-    ~remote_stop() { join(); }
-    remote_stop(const remote_stop&) = delete;
-    remote_stop& operator=(const remote_stop&) = delete;
+    remote_action(context& ctx, std::function<void()> action);
+    ~remote_action() { join(); }
+    remote_action(const remote_action&) = delete;
+    remote_action& operator=(const remote_action&) = delete;
 
-    std::stop_token token() const noexcept { return source_.get_token(); }
     void join() {
         if (thread_.joinable()) thread_.join();
     }
 
 private:
-    std::stop_source source_;
+    std::atomic<bool> pending_{false};  // the BH posted after `armed` has run
+    std::function<void()> action_;
     std::thread thread_;
 };
 
-/// A gate that work on another thread (a pool worker) waits on until the test opens it.
+/// Requests a stop from another thread while the code under test awaits (see remote_action:
+/// the code sets `armed` just before it starts the operation to be cancelled).
+class remote_stop {
+public:
+    explicit remote_stop(context& ctx) : action_(ctx, [this] { source_.request_stop(); }) {}
+
+    std::stop_token token() const noexcept { return source_.get_token(); }
+    void join() { action_.join(); }
+
+private:
+    std::stop_source source_;
+    remote_action action_;
+
+public:
+    std::atomic<bool>& armed = action_.armed;
+};
+
+/// A gate that work on another thread (a pool worker) waits on until the test opens it. The
+/// wait polls `open` with a short back-off: it ends when the gate opens, never after a time.
 struct gate {
     std::atomic<bool> open{false};
     std::atomic<int> waiting{0};  // how many have arrived
