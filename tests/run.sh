@@ -9,8 +9,10 @@
 # abort with "unexpected memory mapping"; if the probe passes only with randomization off, that
 # configuration's tests run under `setarch -R`. Every configuration is run even when an earlier
 # one fails; the last line names each with its result, and the exit status is 1 if any failed.
-# CI also runs the default build's suite under a seccomp filter that refuses io_uring (see
-# --no-io-uring) and builds and runs the consumer projects of tests/consumers/.
+# CI also builds and tests the configuration without the optional dependencies (build-nodeps/:
+# no liburing, no Boost.Context), runs the default build's suite under a seccomp filter that
+# refuses io_uring (see --no-io-uring) and builds and runs the consumer projects of
+# tests/consumers/.
 #
 # tests/run.sh --no-io-uring [ARGS...]: builds build/ and runs its suite only under the filter
 # (build/tests/no_io_uring, as in a container's default profile): every [io_uring] test must
@@ -165,6 +167,9 @@ if [[ ${CI-} == true && $no_io_uring_only == false ]]; then
         "${sanitized[@]}" -Db_sanitize=address,undefined
     run_configuration tsan "$top/build-tsan" 5 thread \
         "${sanitized[@]}" -Db_sanitize=thread
+    # Without the optional dependencies (liburing, Boost.Context): epoll and poll only, no fibers.
+    run_configuration nodeps "$top/build-nodeps" 1 none \
+        "${corio_build_options[@]}" -Dio_uring=disabled -Dfibers=disabled
     # The default build's suite again, under the filter; then the consumers (about 3 min).
     run_without_io_uring no-io-uring "$top/build"
     if bash "$top/tests/consumers/run.sh"; then
