@@ -33,8 +33,14 @@ namespace {
 
 // std::this_thread::get_id() for code on a fiber that changes threads: pthread_self() is
 // declared const, so within one function the compiler may reuse its value from before an
-// await() (see the caveat in fiber.hpp). noipa keeps it from being inferred const in turn.
-[[gnu::noipa]] std::thread::id thread_now() {
+// await() (see the caveat in fiber.hpp). noipa keeps it from being inferred const in turn
+// (clang has no noipa: an unoptimized, never-inlined function is opaque to it likewise).
+#if defined(__clang__)
+#define OPAQUE_TO_OPTIMIZER [[clang::optnone, gnu::noinline]]
+#else
+#define OPAQUE_TO_OPTIMIZER [[gnu::noipa]]
+#endif
+OPAQUE_TO_OPTIMIZER std::thread::id thread_now() {
     return std::this_thread::get_id();
 }
 
