@@ -13,7 +13,7 @@ namespace examples {
 /// still be inside set() when the waiter resumes.
 struct connection_count {
     std::atomic<int> open{1};
-    corio::co_event all_closed;
+    corio::co_event all_closed{};
 
     void add() noexcept { open.fetch_add(1, std::memory_order_relaxed); }
     /// acq_rel: the last one to drop sees every other connection's work done.

@@ -1,6 +1,7 @@
 // message_pattern.hpp — the messages a load generator sends: each one different, none allocated.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -23,6 +24,13 @@ public:
     std::span<const std::byte> message(int connection, std::uint64_t number) const noexcept {
         const std::uint64_t at = (static_cast<std::uint64_t>(connection) * 37 + number * 101) % 251;
         return std::span(bytes_).subspan(at, size_);
+    }
+
+    /// Writes messages `first`, `first` + 1, … of `connection` one after the other into `out`, as
+    /// many as fit whole.
+    void fill(std::span<std::byte> out, int connection, std::uint64_t first) const noexcept {
+        for (std::size_t i = 0; (i + 1) * size_ <= out.size(); ++i)
+            std::ranges::copy(message(connection, first + i), out.begin() + i * size_);
     }
 
 private:

@@ -10,7 +10,7 @@ namespace http {
 /// The answer to one request: a text, or a file of the server's root.
 struct answer {
     int status = 200;        ///< a text answer's status (a file is 200, or 404 if it cannot be had)
-    std::string file;        ///< a plain file name (decoded) under the root; empty: a text answer
+    std::string file{};      ///< a plain file name (decoded) under the root; empty: a text answer
     bool head_only = false;  ///< HEAD: the headers without the body
     bool close = false;      ///< the connection ends after this answer
 };

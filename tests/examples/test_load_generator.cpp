@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <span>
 #include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -21,6 +23,16 @@ TEST_CASE("messages have their size, and consecutive ones differ") {
         }
     }
     CHECK(std::ranges::equal(pattern.message(1, 5), examples::message_pattern(64).message(1, 5)));
+}
+
+TEST_CASE("a batch holds consecutive messages, whole ones only") {
+    const examples::message_pattern pattern(8);
+    std::vector<std::byte> batch(3 * 8 + 5, std::byte{0x5a});
+    pattern.fill(batch, 2, 10);
+    for (std::uint64_t i = 0; i < 3; ++i)
+        CHECK(std::ranges::equal(std::span(batch).subspan(i * 8, 8), pattern.message(2, 10 + i)));
+    CHECK(std::ranges::all_of(std::span(batch).last(5),
+                              [](std::byte b) { return b == std::byte{0x5a}; }));
 }
 
 TEST_CASE("statistics count round trips and errors, and merge") {
