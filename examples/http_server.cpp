@@ -36,7 +36,7 @@ struct server {
 corio::task<bool> respond(int fd, const server& srv, const http::answer& a) {
     auto send = [&](std::string_view data) { return examples::send_all(fd, data, srv.timeout); };
     if (a.file.empty())
-        co_return co_await send(http::text_response(a.status, a.head_only, a.close));
+        co_return co_await send(http::text_response(a.status, a.head_only, a.connection));
     // O_NOFOLLOW: no symlink out of the root. O_NONBLOCK: a FIFO must not wait for a writer.
     corio::result<int> file =
         co_await corio::openat(srv.root, a.file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
@@ -46,8 +46,9 @@ corio::task<bool> respond(int fd, const server& srv, const http::answer& a) {
         ok = co_await corio::statx(*file, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &st) &&
              S_ISREG(st.stx_mode) && fcntl(*file, F_SETFL, 0) == 0;
     if (file && !ok) ::close(*file);
-    if (!ok) co_return co_await send(http::text_response(404, a.head_only, a.close));
-    ok = co_await send(http::response_head(200, st.stx_size, "application/octet-stream", a.close));
+    if (!ok) co_return co_await send(http::text_response(404, a.head_only, a.connection));
+    ok = co_await send(
+        http::response_head(200, st.stx_size, "application/octet-stream", a.connection));
     std::string chunk(std::min<std::uint64_t>(st.stx_size, 64 * 1024), '\0');
     for (std::uint64_t offset = 0; ok && !a.head_only && offset < st.stx_size;) {
         corio::result<std::size_t> n = co_await corio::read(
@@ -76,11 +77,10 @@ corio::task<void> serve(int fd, server& srv) {
         }
         if (request.problem != http::error::none) status = http::status(request.problem);
         if (status < 0) break;
-        const http::answer a =
-            status > 0 ? http::answer{.status = status, .close = true} : http::route(*request.head);
+        const http::answer a = status > 0 ? http::error_answer(status) : http::route(*request.head);
         const bool sent = co_await respond(fd, srv, a);
-        if (sent && a.close) co_await examples::drain(fd);  // the client may have sent more
-        open = sent && !a.close;
+        if (sent && a.close()) co_await examples::drain(fd);  // the client may have sent more
+        open = sent && !a.close();
     }
     ::close(fd);
     srv.connections.drop();

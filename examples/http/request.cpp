@@ -42,8 +42,8 @@ std::string_view take_until(std::string_view& text, std::string_view separator) 
     return part;
 }
 
-/// The request line (`method SP target SP HTTP/x.y`) into `req`; whether it is HTTP/1.0.
-error parse_request_line(std::string_view line, request& req, bool& http10) {
+/// The request line (`method SP target SP HTTP/x.y`) into `req`.
+error parse_request_line(std::string_view line, request& req) {
     const std::size_t sp1 = line.find(' '), sp2 = line.rfind(' ');
     if (sp1 == line.npos || sp1 == sp2) return error::bad_request_line;
     req.method = line.substr(0, sp1);
@@ -57,8 +57,7 @@ error parse_request_line(std::string_view line, request& req, bool& http10) {
         version[6] != '.' || !std::isdigit(version[7]))
         return error::bad_version;
     if (version[5] != '1') return error::unsupported_version;
-    http10 = version == "HTTP/1.0";
-    req.keep_alive = !http10;
+    req.minor_version = version[7] - '0';
     return error::none;
 }
 
@@ -109,6 +108,10 @@ std::string_view to_string(error e) noexcept {
     return "?";
 }
 
+bool persistent(const request& req) noexcept {
+    return !req.connection.close && (req.minor_version > 0 || req.connection.keep_alive);
+}
+
 parse_result parse_request(std::string_view bytes, const limits& limit) noexcept {
     const std::size_t end = bytes.find("\r\n\r\n");
     if (end == bytes.npos) {
@@ -119,8 +122,7 @@ parse_result parse_request(std::string_view bytes, const limits& limit) noexcept
     std::string_view head = bytes.substr(0, end);
     request req;
     req.head_size = end + 4;
-    bool http10 = false;
-    if (error e = parse_request_line(take_until(head, "\r\n"), req, http10); e != error::none)
+    if (error e = parse_request_line(take_until(head, "\r\n"), req); e != error::none)
         return {std::nullopt, e};
 
     int hosts = 0;
@@ -147,12 +149,12 @@ parse_result parse_request(std::string_view bytes, const limits& limit) noexcept
         } else if (iequals(name, "connection")) {
             for (std::string_view rest = value; !rest.empty();) {  // a comma-separated list
                 const std::string_view option = trim(take_until(rest, ","));
-                if (iequals(option, "close")) req.keep_alive = false;
-                if (iequals(option, "keep-alive") && http10) req.keep_alive = true;
+                if (iequals(option, "close")) req.connection.close = true;
+                if (iequals(option, "keep-alive")) req.connection.keep_alive = true;
             }
         }
     }
-    if (!http10 && hosts != 1) return {std::nullopt, error::bad_host};
+    if (req.minor_version > 0 && hosts != 1) return {std::nullopt, error::bad_host};
     req.content_length = length.value_or(0);
     if (req.content_length > limit.max_body) return {std::nullopt, error::body_too_large};
     return {req, error::none};

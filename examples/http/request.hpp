@@ -43,18 +43,30 @@ int status(error e) noexcept;
 /// What `e` means, in a few words (for logs and test messages).
 std::string_view to_string(error e) noexcept;
 
+/// The options of a request's Connection headers (comma-separated tokens, any case) that decide
+/// whether its connection persists.
+struct connection_options {
+    bool close = false;       ///< a `close` token
+    bool keep_alive = false;  ///< a `keep-alive` token (HTTP/1.0's way to ask for persistence)
+};
+
 /// A request head, as views into the bytes it was parsed from.
 struct request {
     std::string_view method;
     std::string_view target;  ///< as sent, query included
-    /// HTTP/1.1: unless `Connection: close`; HTTP/1.0: only with `Connection: keep-alive`.
-    bool keep_alive = true;
+    int minor_version = 1;    ///< HTTP/1.<minor_version>
+    connection_options connection{};
     std::size_t content_length = 0;
     std::size_t head_size = 0;  ///< the head's bytes, its empty line included: the body follows
 
     /// The target without its query (`?...`).
     std::string_view path() const noexcept { return target.substr(0, target.find('?')); }
 };
+
+/// Whether the connection stays open after the answer to `req` (RFC 9112 section 9.3): not with
+/// a `close` option; otherwise always in HTTP/1.1 (and later 1.x), only with `keep-alive` in
+/// HTTP/1.0.
+bool persistent(const request& req) noexcept;
 
 /// parse_request's answer. Neither member set: the head is not complete yet (more bytes needed).
 struct parse_result {

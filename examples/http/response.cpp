@@ -34,11 +34,14 @@ std::string_view reason(int status) noexcept {
     }
 }
 
-std::string response_head(int status, std::uint64_t length, std::string_view type, bool close) {
+std::string response_head(int status, std::uint64_t length, std::string_view type,
+                          connection_header connection) {
+    std::string_view options;
+    if (connection == connection_header::keep_alive) options = "Connection: keep-alive\r\n";
+    if (connection == connection_header::close) options = "Connection: close\r\n";
     return fmt::format(
         "HTTP/1.1 {} {}\r\nServer: corio\r\nContent-Length: {}\r\nContent-Type: {}\r\n{}{}\r\n",
-        status, reason(status), length, type, status == 405 ? "Allow: GET, HEAD\r\n" : "",
-        close ? "Connection: close\r\n" : "");
+        status, reason(status), length, type, status == 405 ? "Allow: GET, HEAD\r\n" : "", options);
 }
 
 std::optional<parsed_response> parse_response_head(std::string_view head) noexcept {

@@ -13,9 +13,18 @@ namespace http {
 /// any other).
 std::string_view reason(int status) noexcept;
 
+/// What a response says of its connection (RFC 9112 section 9.3).
+enum class connection_header : std::uint8_t {
+    none,        ///< nothing: an HTTP/1.1 connection persists by default
+    keep_alive,  ///< `Connection: keep-alive`: an HTTP/1.0 client's connection persists
+    close,       ///< `Connection: close`: the server closes the connection after this response
+};
+
 /// The status line and headers of a response whose body is `length` bytes of `type`, ending
-/// with the empty line. `close` adds `Connection: close`; a 405 names the allowed methods.
-std::string response_head(int status, std::uint64_t length, std::string_view type, bool close);
+/// with the empty line: always a Content-Length (what a persistent connection needs to frame
+/// it), the Connection header `connection` names, and for a 405 the allowed methods.
+std::string response_head(int status, std::uint64_t length, std::string_view type,
+                          connection_header connection);
 
 /// A response head as a client needs it.
 struct parsed_response {

@@ -43,7 +43,8 @@ TEST_CASE("a complete request head is parsed into views of the bytes") {
     CHECK(r.head->method == "GET");
     CHECK(r.head->target == "/file/a?x=1");
     CHECK(r.head->path() == "/file/a");
-    CHECK(r.head->keep_alive);
+    CHECK(r.head->minor_version == 1);
+    CHECK(http::persistent(*r.head));
     CHECK(r.head->content_length == 3);
     CHECK(r.head->head_size == bytes.size() - 3);
     CHECK(r.head->target.data() >= bytes.data());
@@ -123,14 +124,47 @@ TEST_CASE("bodies: Content-Length only, within max_body, and consistent") {
     CHECK(http::status(error::transfer_encoding) == 501);
 }
 
-TEST_CASE("keep-alive: HTTP/1.1 unless Connection: close, HTTP/1.0 only if asked") {
-    auto keep_alive = [](std::string_view bytes) { return parse_request(bytes).head->keep_alive; };
-    CHECK(keep_alive("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-    CHECK(!keep_alive("GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n"));
-    CHECK(!keep_alive("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade, close\r\n\r\n"));
-    CHECK(!keep_alive("GET / HTTP/1.0\r\n\r\n"));
-    CHECK(keep_alive("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
-    CHECK(!keep_alive("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n"));
+TEST_CASE("the request line gives the version, Connection headers their options") {
+    const http::parse_result r = parse_request(
+        "GET / HTTP/1.0\r\nConnection: Upgrade ,KEEP-Alive\r\nConnection: x, Close\r\n\r\n");
+    REQUIRE(r.head);
+    CHECK(r.head->minor_version == 0);
+    CHECK(r.head->connection.keep_alive);
+    CHECK(r.head->connection.close);
+    const http::parse_result plain = parse_request(get_root);
+    CHECK(plain.head->minor_version == 1);
+    CHECK(!plain.head->connection.keep_alive);
+    CHECK(!plain.head->connection.close);
+    // Tokens are whole list items, not substrings.
+    const http::parse_result near =
+        parse_request("GET / HTTP/1.0\r\nConnection: keep-alive-ish, closed, xclose\r\n\r\n");
+    CHECK(!near.head->connection.keep_alive);
+    CHECK(!near.head->connection.close);
+    CHECK(parse_request("GET / HTTP/1.9\r\nHost: x\r\n\r\n").head->minor_version == 9);
+}
+
+TEST_CASE("persistence: HTTP/1.1 unless Connection: close, HTTP/1.0 only with keep-alive") {
+    auto persists = [](std::string_view bytes) {
+        const http::parse_result r = parse_request(bytes);
+        REQUIRE(r.head);
+        return http::persistent(*r.head);
+    };
+    CHECK(persists("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CHECK(persists("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"));
+    CHECK(persists("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n\r\n"));
+    CHECK(!persists("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    CHECK(!persists("GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n"));
+    CHECK(!persists("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade, close\r\n\r\n"));
+    CHECK(!persists("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n"));
+    CHECK(persists("GET / HTTP/1.2\r\nHost: x\r\n\r\n"));  // a later 1.x is as 1.1
+    CHECK(!persists("GET / HTTP/1.0\r\n\r\n"));
+    CHECK(!persists("GET / HTTP/1.0\r\nConnection: upgrade\r\n\r\n"));
+    CHECK(persists("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    CHECK(persists("GET / HTTP/1.0\r\nconnection:Keep-Alive\r\n\r\n"));
+    CHECK(persists("GET / HTTP/1.0\r\nConnection: upgrade,\tKEEP-ALIVE \r\n\r\n"));
+    CHECK(persists("GET / HTTP/1.0\r\nConnection: x\r\nConnection: keep-alive\r\n\r\n"));
+    CHECK(!persists("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"));
+    CHECK(!persists("GET / HTTP/1.0\r\nKeep-Alive: timeout=5\r\n\r\n"));
 }
 
 TEST_CASE("file names: decoded, then one plain name, else nothing (no traversal)") {
@@ -186,12 +220,18 @@ TEST_CASE("a request stream reports an oversize head, and always has room before
     CHECK(in.front().problem == error::head_too_large);
 }
 
-TEST_CASE("response heads carry the status, length and close") {
-    CHECK(http::response_head(404, 14, "text/plain", true) ==
+TEST_CASE("response heads carry the status, the length and the Connection header asked for") {
+    using http::connection_header;
+    CHECK(http::response_head(404, 14, "text/plain", connection_header::close) ==
           "HTTP/1.1 404 Not Found\r\nServer: corio\r\nContent-Length: 14\r\n"
           "Content-Type: text/plain\r\nConnection: close\r\n\r\n");
-    CHECK(http::response_head(405, 0, "text/plain", false).find("Allow: GET, HEAD\r\n") !=
-          std::string::npos);
+    CHECK(http::response_head(200, 0, "text/plain", connection_header::keep_alive) ==
+          "HTTP/1.1 200 OK\r\nServer: corio\r\nContent-Length: 0\r\n"
+          "Content-Type: text/plain\r\nConnection: keep-alive\r\n\r\n");
+    CHECK(http::response_head(200, 7, "a/b", connection_header::none) ==
+          "HTTP/1.1 200 OK\r\nServer: corio\r\nContent-Length: 7\r\nContent-Type: a/b\r\n\r\n");
+    CHECK(http::response_head(405, 0, "text/plain", connection_header::none)
+              .find("Allow: GET, HEAD\r\n") != std::string::npos);
     CHECK(http::reason(431) == "Request Header Fields Too Large");
 }
 
@@ -243,11 +283,13 @@ TEST_CASE("routes: the greeting, files by plain name, 404 and 405") {
     CHECK(root.status == 200);
     CHECK(root.file.empty());
     CHECK(!root.head_only);
-    CHECK(!root.close);
+    CHECK(root.connection == http::connection_header::none);
+    CHECK(!root.close());
     const http::answer file = route("HEAD /file/a%20b HTTP/1.0\r\n\r\n");
     CHECK(file.file == "a b");
     CHECK(file.head_only);
-    CHECK(file.close);
+    CHECK(file.connection == http::connection_header::close);
+    CHECK(file.close());
     for (std::string_view bad : {"/file/..", "/file/", "/file/a%2fb", "/other"}) {
         CAPTURE(bad);
         const http::answer a =
@@ -260,14 +302,42 @@ TEST_CASE("routes: the greeting, files by plain name, 404 and 405") {
     CHECK(post.file.empty());
 }
 
+TEST_CASE("routes: the answer says what becomes of the connection") {
+    using http::connection_header;
+    auto connection = [](std::string_view bytes) {
+        const http::parse_result r = parse_request(bytes);
+        REQUIRE(r.head);
+        return http::route(*r.head).connection;
+    };
+    CHECK(connection("GET / HTTP/1.1\r\nHost: x\r\n\r\n") == connection_header::none);
+    CHECK(connection("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n") ==
+          connection_header::none);
+    CHECK(connection("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") ==
+          connection_header::close);
+    CHECK(connection("GET /file/a HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") ==
+          connection_header::keep_alive);
+    CHECK(connection("GET /missing HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") ==
+          connection_header::keep_alive);
+    CHECK(connection("GET / HTTP/1.0\r\n\r\n") == connection_header::close);
+    CHECK(connection("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n") ==
+          connection_header::close);
+    const http::answer failed = http::error_answer(400);
+    CHECK(failed.status == 400);
+    CHECK(failed.close());
+}
+
 TEST_CASE("text responses: the greeting or the status, without a body for HEAD") {
-    CHECK(http::text_response(200, false, false) ==
+    using http::connection_header;
+    CHECK(http::text_response(200, false, connection_header::none) ==
           "HTTP/1.1 200 OK\r\nServer: corio\r\nContent-Length: 18\r\n"
           "Content-Type: text/plain\r\n\r\nHello from corio!\n");
-    const std::string missing = http::text_response(404, false, true);
+    const std::string missing = http::text_response(404, false, connection_header::close);
     CHECK(missing.ends_with("Connection: close\r\n\r\n404 Not Found\n"));
-    CHECK(http::text_response(404, true, true).ends_with("\r\n\r\n"));
-    CHECK(http::text_response(404, true, true).find("Content-Length: 14\r\n") != std::string::npos);
+    const std::string kept = http::text_response(200, false, connection_header::keep_alive);
+    CHECK(kept.ends_with("Connection: keep-alive\r\n\r\nHello from corio!\n"));
+    const std::string head = http::text_response(404, true, connection_header::close);
+    CHECK(head.ends_with("\r\n\r\n"));
+    CHECK(head.find("Content-Length: 14\r\n") != std::string::npos);
 }
 
 TEST_CASE("URLs: http://host:port and a path, nothing else") {

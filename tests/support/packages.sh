@@ -15,10 +15,12 @@ corio_required_packages=(
     libfmt-dev liburing-dev libboost-context-dev doctest-dev
 )
 
-# Optional, for the test suite only: without them the tests that need them report SKIP. Asio is
-# the benchmarks' baseline; spin model-checks the notify protocol (tests/model/check.sh).
+# Optional, for the test suite only: without them the tests that need them report SKIP (or skip
+# that part, saying so). Asio is the benchmarks' baseline; spin model-checks the notify protocol
+# (tests/model/check.sh); apache2-utils' ab drives the http_server example with HTTP/1.0
+# keep-alive (examples/checks/check_http.py).
 # shellcheck disable=SC2034 # used by tests/run.sh
-corio_optional_packages=(libasio-dev spin)
+corio_optional_packages=(libasio-dev spin apache2-utils)
 
 corio_apt_lists_refreshed=false
 
