@@ -1,5 +1,7 @@
-// I/O awaitables (see io.hpp). Readiness uses a temporary fd handler on the current context:
-// the same code path, level-triggered, on io_uring (POLL_ADD), epoll and poll.
+// I/O awaitables (see io.hpp). Readiness uses a temporary fd handler on the current context,
+// shared by a reader and a writer of the same fd (fd_waiters.hpp): the same code path,
+// level-triggered, on io_uring (POLL_ADD), epoll and poll.
+#include "coro/detail/fd_waiters.hpp"
 #include "coro/detail/io_uring.hpp"
 
 #include <corio/error.hpp>
@@ -21,16 +23,10 @@ namespace corio {
 
 namespace detail {
 
-// Removes a temporary fd handler, if still registered; `ctx` is null afterwards.
-void remove_temporary_handler(context*& ctx, int fd) noexcept {
+// Removes a readiness wait, if still registered; `ctx` is null afterwards.
+void remove_waiter(context*& ctx, int fd, bool write) noexcept {
     if (!ctx) return;
-    // The handler may already be gone if the fd was closed while we waited.
-    if (ctx->has_fd_handler(fd)) {
-        try {
-            ctx->remove_fd_handler(fd);
-        } catch (const error&) {
-        }
-    }
+    remove_fd_waiter(*ctx, fd, write);
     ctx = nullptr;
 }
 
@@ -41,7 +37,7 @@ wait_ready::~wait_ready() {
 }
 
 void wait_ready::unregister() noexcept {
-    detail::remove_temporary_handler(ctx_, fd_);
+    detail::remove_waiter(ctx_, fd_, dir_ == direction::write);
 }
 
 bool wait_ready::await_ready() noexcept {
@@ -56,16 +52,13 @@ bool wait_ready::await_suspend(std::coroutine_handle<> h) {
     detail::co_state* self = detail::require_coroutine("wait_readable/wait_writable");
     context* ctx = context::current();
     self->resume_point = h;
-    fd_callbacks cb;
     auto fire = [](void* me) {
         auto* w = static_cast<wait_ready*>(me);
         w->unregister();  // one-shot: the coroutine re-waits if it needs to
         if (w->cancel_.complete_on_home()) detail::wake_local(w->cancel_.coroutine_state());
     };
-    (dir_ == direction::read ? cb.read : cb.write) = fire;
-    cb.once = true;
     try {
-        ctx->add_fd_handler(fd_, cb, this);
+        detail::add_fd_waiter(*ctx, fd_, dir_ == direction::write, fire, this);
     } catch (const error& e) {
         early_error_ = e.code().value();
         return false;  // resume at once with the error
@@ -95,8 +88,12 @@ bool is_file(int fd) noexcept {
 
 }  // namespace
 
+bool io_op::writes() const noexcept {
+    return fallback_ == fallback::writable || fallback_ == fallback::file_or_writable;
+}
+
 void io_op::unregister() noexcept {
-    remove_temporary_handler(ctx_, args_.fd);
+    remove_waiter(ctx_, args_.fd, writes());
 }
 
 bool io_op::await_suspend(std::coroutine_handle<> h) {
@@ -151,12 +148,8 @@ bool io_op::await_suspend(std::coroutine_handle<> h) {
             return false;  // done without registering anything
         }
     }
-    fd_callbacks callbacks;
-    const bool writes = fallback_ == fallback::writable || fallback_ == fallback::file_or_writable;
-    (writes ? callbacks.write : callbacks.read) = on_ready;
-    callbacks.once = true;
     try {
-        ctx.add_fd_handler(args_.fd, callbacks, this);
+        add_fd_waiter(ctx, args_.fd, writes(), on_ready, this);
     } catch (const error& e) {
         result_ = -e.code().value();
         return false;

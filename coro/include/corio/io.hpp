@@ -5,7 +5,8 @@
 // SQE through context::add_sqe and the awaiter *is* the cqe_handler: no allocation, no syscall
 // beyond the loop's batched io_uring_enter. On epoll and poll, socket and pipe operations first
 // try the non-blocking syscall (no suspension at all when it succeeds) and otherwise retry from
-// a temporary fd handler each time the fd is ready; work that may block on a disk — read,
+// a temporary fd handler each time the fd is ready (one reader and one writer may wait on the
+// same fd at once, see wait_ready); work that may block on a disk — read,
 // write, readv, writev on a regular file or block device (one fstat per operation tells),
 // open, fsync, statx — runs on the context's thread pool (one job allocation), so the loop
 // thread never blocks. Application code is the same on every backend.
@@ -33,10 +34,14 @@ namespace corio {
 
 /// `co_await wait_readable(fd[, stop])` / `wait_writable`: resumes the running coroutine, on
 /// its current context, once `fd` is readable (or hung up / in error) or writable. Registers a
-/// temporary fd handler for the duration, so `fd` must not have another handler on this
-/// context (EEXIST); a negative or closed fd gives EBADF; a stop request gives ECANCELED (from
-/// any thread; the handler is removed). Errors are values, never exceptions. No allocation
-/// beyond what the backend needs to register the fd.
+/// temporary fd handler for the duration, shared with at most one coroutine waiting on `fd` in
+/// the other direction (this and the readiness path of the operations below: one coroutine
+/// may recv while another sends on the same socket); a second wait in the same direction, or
+/// a wait on an fd with a handler of its own on this context, gives EEXIST; a negative or
+/// closed fd gives EBADF; a stop request gives ECANCELED (from any thread; the handler is
+/// removed or left to the other direction). Errors are values, never exceptions. No allocation
+/// beyond what the backend needs to register the fd (and, once per fd number and thread, the
+/// entry that pairs the two directions).
 class wait_ready {
 public:
     enum class direction : unsigned char { read, write };
@@ -134,6 +139,7 @@ private:
     static void on_cqe(cqe_handler* self);
     static void on_ready(void* self);
     void unregister() noexcept;
+    bool writes() const noexcept;  // waits for writability (not readability) without io_uring
     bool run_on_pool(co_state* self, context& ctx);
     void note_result(co_state* self, long r) const noexcept;
 
