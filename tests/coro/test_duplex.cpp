@@ -280,3 +280,33 @@ TEST_CASE_FIXTURE(loop_fixture, "an fd with a handler of its own refuses both di
     CHECK(ctx.has_fd_handler(s.a));
     ctx.remove_fd_handler(s.a);
 }
+
+TEST_CASE_FIXTURE(loop_fixture, "two contexts of one thread wait on the same fd separately") {
+    socket_pair s;
+    s.fill_a();
+    context other{corio::context_options{corio::backend_kind::automatic, "other"}};
+    auto wait = [](int fd, bool write) -> task<result<void>> {
+        co_return co_await (write ? corio::wait_writable(fd) : corio::wait_readable(fd));
+    };
+    auto here_reader = corio::spawn(ctx, wait(s.a, false));
+    auto there_reader = corio::spawn(other, wait(s.a, false));
+    auto there_writer = corio::spawn(other, wait(s.a, true));
+    settle(ctx);
+    settle(other);
+    REQUIRE_FALSE(here_reader.done());
+    REQUIRE_FALSE(there_reader.done());
+    REQUIRE_FALSE(there_writer.done());
+    s.send_b("x");
+    ctx.run_until([&] { return here_reader.done(); });
+    other.run_until([&] { return there_reader.done(); });
+    CHECK(here_reader.get().ok());
+    CHECK(there_reader.get().ok());
+    CHECK_FALSE(ctx.has_fd_handler(s.a));
+    settle(other);
+    CHECK_FALSE(there_writer.done());
+    CHECK(other.has_fd_handler(s.a));
+    s.drain_b();
+    other.run_until([&] { return there_writer.done(); });
+    CHECK(there_writer.get().ok());
+    CHECK_FALSE(other.has_fd_handler(s.a));
+}
