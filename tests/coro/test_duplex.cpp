@@ -23,21 +23,8 @@ using corio::test::loop_fixture;
 
 namespace {
 
-struct socket_pair {
-    int a = -1, b = -1;
-    socket_pair() {
-        int sv[2];
-        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
-        a = sv[0];
-        b = sv[1];
-    }
-    ~socket_pair() {
-        close(a);
-        close(b);
-    }
-    socket_pair(const socket_pair&) = delete;
-    socket_pair& operator=(const socket_pair&) = delete;
-
+// The end `a` is the one under test; the test plays the peer at `b` by hand.
+struct socket_pair : corio::test::test_socket_pair {
     // Sends from `a` until its buffer is full, so the next send on `a` waits.
     void fill_a() const {
         const std::vector<char> chunk(4096, 'f');

@@ -27,19 +27,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct socket_pair {
-    int a = -1, b = -1;
-    socket_pair() {
-        int sv[2];
-        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
-        a = sv[0];
-        b = sv[1];
-    }
-    ~socket_pair() {
-        if (a >= 0) close(a);
-        if (b >= 0) close(b);
-    }
-};
+using socket_pair = corio::test::test_socket_pair;
 
 std::span<const std::byte> bytes(const std::string& s) {
     return std::as_bytes(std::span(s));

@@ -1,6 +1,7 @@
 #include "support/loop_fixture.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <cerrno>
 #include <csignal>
@@ -13,6 +14,19 @@ test_pipe::test_pipe() {
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) throw std::runtime_error("pipe2");
     rd = fds[0];
     wr = fds[1];
+}
+
+test_socket_pair::test_socket_pair() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        throw std::runtime_error("socketpair");
+    a = sv[0];
+    b = sv[1];
+}
+
+test_socket_pair::~test_socket_pair() {
+    if (a >= 0) close(a);
+    if (b >= 0) close(b);
 }
 
 void test_pipe::put(char c) const {

@@ -75,6 +75,17 @@ struct test_pipe {
     }
 };
 
+/// A connected AF_UNIX stream socket pair, both ends O_NONBLOCK | O_CLOEXEC; an end still open
+/// (not set to -1 by the test) is closed on destruction.
+struct test_socket_pair {
+    int a = -1;
+    int b = -1;
+    test_socket_pair();
+    ~test_socket_pair();
+    test_socket_pair(const test_socket_pair&) = delete;
+    test_socket_pair& operator=(const test_socket_pair&) = delete;
+};
+
 /// Runs `action` on a new thread while the code under test awaits something. The code under
 /// test sets `armed` just before it starts the awaited operation; the thread then posts a BH to
 /// `ctx` and runs `action` once that BH has run. The loop runs BHs only after the callback that
